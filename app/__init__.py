@@ -1,0 +1,26 @@
+"""CityCode: one QR code for a whole city."""
+from __future__ import annotations
+
+from flask import Flask
+
+from app.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Application factory. Expects the database migrated and Redis reachable (``citycode serve``
+    arranges both); creates no files and starts no processes itself."""
+    from app import runtime
+    from app.api import init_app as init_api
+    from app.ops import logs, metrics
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    runtime.init_app(app, runtime.Runtime.build(settings))
+    logs.init_app(app, settings.log_level)
+    metrics.init_app(app)
+    init_api(app)
+    return app

@@ -1,0 +1,47 @@
+"""The HTTP layer: flask-smorest ``Api``, OpenAPI at /openapi.json, docs UI at /docs (local assets)."""
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+from flask_smorest import Api
+
+from app.api import problems
+
+API_SETTINGS = {
+    "API_TITLE": "CityCode API",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "/docs/assets/",
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
+}
+
+
+class CityCodeApi(Api):
+    """flask-smorest's Api, with our single problem+json handler instead of its error payload."""
+
+    def handle_http_exception(self, error):  # type: ignore[no-untyped-def, override]
+        return problems.handle_http_exception(error)
+
+
+def _docs_assets() -> Blueprint:
+    """Serve Swagger UI's files from the installed swagger-ui-bundle package: no CDN."""
+    import swagger_ui_bundle
+
+    return Blueprint("docs_assets", __name__, static_folder=swagger_ui_bundle.swagger_ui_path,
+                     static_url_path="/docs/assets")
+
+
+def init_app(app: Flask) -> None:
+    from app.api import admin_keys, platform
+
+    app.config.update(API_SETTINGS)
+    api = CityCodeApi(app, spec_kwargs={"info": {
+        "description": "One QR code for a whole city. See API.md for the contract."}})
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+    problems.init_app(app)
+    app.register_blueprint(_docs_assets())
+    for module in (platform, admin_keys):
+        api.register_blueprint(module.blp)
+    app.extensions["citycode.api"] = api

@@ -1,0 +1,111 @@
+"""The ``citycode`` command: serve the API, manage signing keys, migrate the database."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from app.config import ConfigError, Settings
+from app.signing.keyfiles import KeyFileError
+from app.signing.keyring import KeyStore
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _keystore(settings: Settings) -> KeyStore:
+    return KeyStore(settings.resolved_keys_dir,
+                    retire_after_seconds=settings.code_ttl_seconds + settings.clock_leeway_seconds)
+
+
+@click.group()
+def main() -> None:
+    """CityCode (一码通城): one QR code for the whole city."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=0, type=click.IntRange(0, 64), help="default: one per core")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API under gunicorn; starts an embedded redis-server when REDIS_URL is not set."""
+    from gunicorn.app.wsgiapp import run
+
+    _settings()  # fail early, with a clear message, on bad settings
+    argv = ["citycode", "-c", "python:app.serving.gunicorn_conf", "--bind", f"{host}:{port}"]
+    if workers:
+        argv += ["--workers", str(workers)]
+    sys.argv = argv + ["app:create_app()"]
+    run()
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys: generate, rotate, list."""
+
+
+@keys.command("generate")
+@click.option("--algorithm", type=click.Choice(["ES256", "EdDSA"]), default=None,
+              help="default: CITYCODE_KEY_ALGORITHM or ES256")
+@click.option("--force", is_flag=True, help="retire an existing ring and start a new one")
+def keys_generate(algorithm: str | None, force: bool) -> None:
+    """Create the current and next keys (private files mode 0600)."""
+    settings = _settings()
+    store = _keystore(settings)
+    if store.exists() and not force:
+        raise click.ClickException(f"a key ring already exists in {store.directory}; use --force "
+                                   "to replace it or `citycode keys rotate`")
+    store.generate(algorithm or settings.key_algorithm, force=force)
+    _print_ring(store)
+
+
+@keys.command("rotate")
+@click.option("--algorithm", type=click.Choice(["ES256", "EdDSA"]), default=None)
+def keys_rotate(algorithm: str | None) -> None:
+    """Next key becomes current; the old current stays published until its codes expire."""
+    store = _keystore(_settings())
+    try:
+        store.rotate(algorithm)
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_ring(store)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def keys_list(as_json: bool) -> None:
+    """Show every key in the ring and its state."""
+    store = _keystore(_settings())
+    if as_json:
+        click.echo(json.dumps(store.list(), indent=2))
+        return
+    _print_ring(store)
+
+
+def _print_ring(store: KeyStore) -> None:
+    now = int(time.time())
+    for entry in store.list():
+        until = entry.get("publish_until")
+        note = f" published for {max(0, until - now)} s more" if until else ""
+        click.echo(f"{entry['kid']}  {entry['alg']:<5}  {entry['state']:<7}{note}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from app import db as database
+
+    settings = _settings()
+    database.migrate(settings.resolved_database_url)
+    click.echo("database is at the newest migration")

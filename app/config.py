@@ -1,0 +1,87 @@
+"""Settings: read once from the environment, with embedded defaults for every value."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_CODE_TTL_SECONDS = 60
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting in the environment cannot be used."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service can be told from outside.
+
+    With nothing set, the data directory holds the SQLite file, the embedded Redis data and the
+    keys; ``DATABASE_URL`` and ``REDIS_URL`` switch to external servers.
+    """
+
+    data_dir: Path
+    database_url: str | None = None
+    redis_url: str | None = None
+    admin_token: str | None = field(default=None, repr=False)
+    code_ttl_seconds: int = DEFAULT_CODE_TTL_SECONDS
+    keys_dir: Path | None = None
+    key_algorithm: str = "ES256"
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    clock_leeway_seconds: int = 5
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        data_dir = Path(env.get("CITYCODE_DATA_DIR") or "var").expanduser().resolve()
+        keys_dir = env.get("CITYCODE_KEYS_DIR")
+        algorithm = env.get("CITYCODE_KEY_ALGORITHM", "ES256") or "ES256"
+        if algorithm not in ("ES256", "EdDSA"):
+            raise ConfigError(f"CITYCODE_KEY_ALGORITHM must be ES256 or EdDSA, got {algorithm!r}")
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("DATABASE_URL") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            admin_token=env.get("CITYCODE_ADMIN_TOKEN") or None,
+            code_ttl_seconds=_int(env, "CITYCODE_CODE_TTL_SECONDS", DEFAULT_CODE_TTL_SECONDS, 10, 3600),
+            keys_dir=Path(keys_dir).expanduser().resolve() if keys_dir else None,
+            key_algorithm=algorithm,
+            max_body_bytes=_int(env, "CITYCODE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 16 * 2**20),
+            clock_leeway_seconds=_int(env, "CITYCODE_CLOCK_LEEWAY_SECONDS", 5, 0, 120),
+            log_level=(env.get("CITYCODE_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def resolved_keys_dir(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'citycode.sqlite3'}"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"

@@ -1,0 +1,1 @@
+"""Running the service: preparing the data dir, embedded Redis, migrations, keys, gunicorn."""

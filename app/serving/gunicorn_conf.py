@@ -1,0 +1,55 @@
+"""gunicorn settings tuned for low latency, and the master's start/stop hooks.
+
+Used by ``citycode serve`` and by the Dockerfile (``gunicorn -c python:app.serving.gunicorn_conf``).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+bind = os.environ.get("CITYCODE_BIND", "127.0.0.1:8000")
+worker_class = "gthread"
+workers = int(os.environ.get("CITYCODE_WORKERS", "0")) or (os.cpu_count() or 1)
+threads = int(os.environ.get("CITYCODE_THREADS", "4"))
+keepalive = 5  # terminals keep connections open; skip the TCP handshake per scan
+backlog = 2048
+timeout = 30
+graceful_timeout = 20
+max_requests = 20000  # recycle workers now and then, staggered so they never all restart at once
+max_requests_jitter = 2000
+accesslog = None  # the app writes its own structured access log
+errorlog = "-"
+loglevel = "warning"
+proc_name = "citycode"
+
+_embedded: Any = None
+
+
+def on_starting(server: Any) -> None:
+    global _embedded
+    from app.config import Settings
+    from app.ops import logs
+    from app.serving import prepare
+
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    prepare.prepare_metrics_dir(settings)
+    _embedded = prepare.start_embedded_redis(settings)
+    try:
+        prepare.prepare_state(settings)
+    except BaseException:
+        on_exit(server)
+        raise
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    global _embedded
+    if _embedded is not None:
+        _embedded.stop()
+        _embedded = None

@@ -1,0 +1,57 @@
+"""Everything the service needs before workers start, done once in the gunicorn master."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from app import db
+from app.auth import ensure_admin_token
+from app.config import Settings
+from app.signing.keyring import KeyStore
+from app.store.embedded import EmbeddedRedis
+
+log = logging.getLogger("citycode.serve")
+
+
+def prepare_metrics_dir(settings: Settings) -> Path:
+    """A fresh folder for prometheus-client's per-worker files (stale ones would skew counters)."""
+    path = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "metrics")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, mode=0o700)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
+
+
+def start_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
+    """With no ``REDIS_URL``, start a real redis-server in the data dir and point workers at it."""
+    if settings.redis_url:
+        return None
+    embedded = EmbeddedRedis(settings.redis_dir)
+    url = embedded.start()
+    os.environ["REDIS_URL"] = url
+    log.info("embedded redis started", extra={"pid": embedded.pid, "dir": str(settings.redis_dir)})
+    return embedded
+
+
+def prepare_state(settings: Settings) -> None:
+    """Migrate the database, make sure signing keys exist, and an admin token if none is configured."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db.migrate(settings.resolved_database_url)
+    store = KeyStore(settings.resolved_keys_dir)
+    if not store.exists():
+        store.generate(settings.key_algorithm)
+        log.info("signing keys generated", extra={"dir": str(store.directory)})
+    store.load()  # refuse to start on a key file with unsafe permissions
+    if settings.admin_token:
+        return
+    database = db.Database(settings.resolved_database_url)
+    try:
+        with database.session() as session:
+            written = ensure_admin_token(session, settings.admin_token_file)
+    finally:
+        database.dispose()
+    where = written or str(settings.admin_token_file)
+    log.warning("admin token %s %s (set CITYCODE_ADMIN_TOKEN to use your own)",
+                "written to" if written else "is in", where)

@@ -1,0 +1,60 @@
+"""Fixtures: a real redis-server for the session, a fresh SQLite file and key ring per test."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import create_app, db
+from app.config import Settings
+from app.signing.keyring import KeyStore
+from app.store.embedded import EmbeddedRedis
+
+ADMIN_TOKEN = "cca_test-admin-token-for-the-test-suite-only"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    with tempfile.TemporaryDirectory(prefix="cc-redis-", dir="/tmp") as folder:
+        with EmbeddedRedis(Path(folder)) as server:
+            yield server
+
+
+@pytest.fixture
+def redis_client(redis_server: EmbeddedRedis) -> Iterator["redis.Redis[bytes]"]:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_server: EmbeddedRedis) -> Settings:
+    return Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture
+def app(settings: Settings, redis_client: "redis.Redis[bytes]") -> Iterator[Flask]:
+    settings.data_dir.mkdir(parents=True)
+    db.migrate(settings.resolved_database_url)
+    KeyStore(settings.resolved_keys_dir).generate(settings.key_algorithm)
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["citycode"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
