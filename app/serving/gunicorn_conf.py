@@ -31,8 +31,10 @@ def on_starting(server: Any) -> None:
     from app.ops import logs
     from app.serving import prepare
 
+    os.umask(0o077)  # everything the service writes (database, AOF, keys, tokens) is private
     settings = Settings.from_env()
     logs.configure(settings.log_level)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     prepare.prepare_metrics_dir(settings)
     _embedded = prepare.start_embedded_redis(settings)
     try:

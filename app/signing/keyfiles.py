@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 ALGORITHMS = ("ES256", "EdDSA")
-KID_LENGTH = 12
+KID_LENGTH = 8  # 48 bits: names a handful of keys; keeps the QR code small
 
 PrivateKey = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey]
 PublicKey = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey]

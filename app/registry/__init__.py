@@ -1,0 +1,1 @@
+"""Durable registry: issuers, terminals (and, with the identity work, citizens and credentials)."""

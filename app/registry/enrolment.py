@@ -1,0 +1,60 @@
+"""Registering issuers and terminals; each gets a bearer token returned exactly once."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Sequence
+
+from sqlalchemy.orm import Session
+
+from app.auth import Role, issue_token
+from app.db.models import Issuer, Terminal
+from app.errors import InvalidInput
+from app.registry.credential_types import CREDENTIAL_TYPES
+
+TERMINAL_SITE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (required site fields, optional site fields)
+    "bus": (("line", "vehicle"), ()),
+    "metro": (("station",), ()),
+    "scenic": (("spot",), ()),
+    "hall": (("hall",), ("counter",)),
+}
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    id: str
+    token: str
+
+
+def _new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:20]
+
+
+def register_issuer(session: Session, name: str, credential_types: Sequence[str]) -> Enrolled:
+    unknown = sorted(set(credential_types) - CREDENTIAL_TYPES)
+    if unknown:
+        raise InvalidInput("Unknown credential types.",
+                           {"credential_types": [f"unknown type: {t}" for t in unknown]})
+    issuer = Issuer(id=_new_id("iss_"), name=name, credential_types=sorted(set(credential_types)),
+                    created_at=datetime.now(timezone.utc))
+    session.add(issuer)
+    return Enrolled(issuer.id, issue_token(session, Role.ISSUER, issuer.id))
+
+
+def check_site(kind: str, site: dict[str, str]) -> dict[str, str]:
+    """The site fields a terminal of ``kind`` must (and may) have; anything else is refused."""
+    required, optional = TERMINAL_SITE_FIELDS[kind]
+    problems = [f"missing field: {f}" for f in required if not site.get(f)]
+    problems += [f"unknown field: {f}" for f in sorted(set(site) - set(required) - set(optional))]
+    if problems:
+        raise InvalidInput(f"Not a valid site for a {kind} terminal.", {"site": problems})
+    return site
+
+
+def register_terminal(session: Session, kind: str, site: dict[str, str]) -> Enrolled:
+    terminal = Terminal(id=_new_id("trm_"), kind=kind, site=check_site(kind, site),
+                        created_at=datetime.now(timezone.utc))
+    session.add(terminal)
+    return Enrolled(terminal.id, issue_token(session, Role.TERMINAL, terminal.id))

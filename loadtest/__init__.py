@@ -1,0 +1,1 @@
+"""Benchmarks and load tests (targets on this machine only)."""

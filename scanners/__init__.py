@@ -1,0 +1,1 @@
+"""Reader simulators and the offline reader."""
