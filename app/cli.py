@@ -47,7 +47,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.group()
 def keys() -> None:
-    """Signing keys: generate, rotate, list."""
+    """Signing keys: generate, rotate, list, revoke."""
 
 
 @keys.command("generate")
@@ -74,6 +74,19 @@ def keys_rotate(algorithm: str | None) -> None:
         store.rotate(algorithm)
     except KeyFileError as exc:
         raise click.ClickException(str(exc)) from None
+    _print_ring(store)
+
+
+@keys.command("revoke")
+@click.argument("kid")
+def keys_revoke(kid: str) -> None:
+    """Withdraw a retired or next key from the JWKS now (a leaked key); the current key: rotate first."""
+    store = _keystore(_settings())
+    try:
+        store.revoke(kid)
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked {kid}; readers that cached the JWKS must re-sync")
     _print_ring(store)
 
 

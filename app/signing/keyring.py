@@ -79,11 +79,17 @@ class KeyStore:
         return self.directory / STATE_FILE
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.directory, 0o700)
+    def _locked(self, *, shared: bool = False) -> Iterator[None]:
+        """Changes hold the lock exclusively; ``load`` holds it shared, so it never reads a ring half
+        way through a change (e.g. a current key whose private file a rotation has just deleted)."""
+        if shared and not self.directory.is_dir():
+            yield  # no keys folder: nothing to lock, load() reports the missing ring
+            return
+        if not shared:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.directory, 0o700)
         with open(self.directory / ".lock", "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             try:
                 yield
             finally:
@@ -111,6 +117,12 @@ class KeyStore:
         return {"kid": kid, "alg": algorithm, "state": state, "created_at": now}
 
     # -- operations ----------------------------------------------------------------------
+    def stamp(self) -> str:
+        """Changes with every write: the state file is replaced, so its inode changes even when
+        two writes share one coarse modification time."""
+        st = self.state_path.stat()
+        return f"{st.st_ino}:{st.st_mtime_ns}"
+
     def exists(self) -> bool:
         return self.state_path.exists()
 
@@ -168,12 +180,36 @@ class KeyStore:
             kept.append(entry)
         return kept
 
+    def revoke(self, kid: str) -> list[dict[str, Any]]:
+        """Withdraw a retired or next key at once (e.g. it leaked): it leaves the ring and the JWKS now,
+        not when its publication window ends. The current key cannot be revoked: rotate first.
+        A revoked next key is replaced by a fresh one, so the ring keeps a published next key."""
+        with self._locked():
+            entries = self._read_state()
+            entry = next((e for e in entries if e["kid"] == kid), None)
+            if entry is None:
+                raise KeyFileError(f"no key {kid!r} in the ring in {self.directory}")
+            if entry["state"] == CURRENT:
+                raise KeyFileError(f"{kid} is the current key and still signs; rotate first "
+                                   "(`citycode keys rotate`), then revoke it")
+            kept = [e for e in entries if e is not entry]
+            if entry["state"] == NEXT:
+                kept.append(self._new_key(entry["alg"], NEXT, int(time.time())))
+            self._write_state(kept)  # the state first: a crash never leaves it naming a missing file
+            self._private_path(kid).unlink(missing_ok=True)
+            self._public_path(kid).unlink(missing_ok=True)
+            return kept
+
     def list(self) -> list[dict[str, Any]]:
         return self._read_state()
 
     def load(self, now: float | None = None) -> KeyRing:
         """Load the ring: the current private key (permission-checked) and every published key."""
         now = time.time() if now is None else now
+        with self._locked(shared=True):
+            return self._load(now)
+
+    def _load(self, now: float) -> KeyRing:
         entries = self._read_state()
         current = [e for e in entries if e["state"] == CURRENT]
         if len(current) != 1:
@@ -190,7 +226,7 @@ class KeyStore:
                                           entry["created_at"], entry.get("publish_until")))
         if keyfiles.thumbprint_kid(signing_key.public_key()) != current[0]["kid"]:
             raise KeyFileError("the current private key does not match its kid")
-        version = f"{self.state_path.stat().st_mtime_ns}"
+        version = self.stamp()
         return KeyRing(current[0]["kid"], signing_key, tuple(published), version)
 
 
@@ -210,7 +246,7 @@ class KeyRingCache:
         if ring is not None and now - self._checked_at < self.check_interval:
             return ring
         self._checked_at = now
-        stamp = f"{self.store.state_path.stat().st_mtime_ns}" if self.store.exists() else ""
+        stamp = self.store.stamp() if self.store.exists() else ""
         expired = ring is not None and any(
             k.publish_until is not None and k.publish_until <= now for k in ring.keys)
         if ring is None or ring.version != stamp or expired:
