@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import redis
 from flask import Flask, current_app
 
 from app.config import Settings
 from app.db import Database
+from app.registry.pii import PiiVault
 from app.signing.keyring import KeyRingCache, KeyStore
 from app.store.redis import connect
 
 EXTENSION = "citycode"
+
+if TYPE_CHECKING:
+    from app.verification.online import OnlineVerifier
 
 
 @dataclass
@@ -21,6 +27,7 @@ class Runtime:
     redis: "redis.Redis[bytes]"
     keystore: KeyStore
     keys: KeyRingCache
+    vault: PiiVault
 
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
@@ -30,7 +37,20 @@ class Runtime:
         keystore = KeyStore(settings.resolved_keys_dir,
                             retire_after_seconds=settings.code_ttl_seconds + settings.clock_leeway_seconds)
         return cls(settings, Database(settings.resolved_database_url), connect(settings.redis_url),
-                   keystore, KeyRingCache(keystore))
+                   keystore, KeyRingCache(keystore), PiiVault.load(settings.resolved_keys_dir))
+
+    @cached_property
+    def verifier(self) -> "OnlineVerifier":
+        """The process's online verifier (built on first use, shared by all threads)."""
+        from app.verification.online import OnlineVerifier
+
+        return OnlineVerifier(self)
+
+    def trust_changed(self) -> None:
+        """Call after committing a revocation-feed entry: workers re-read the feed at once."""
+        from app.verification.trust_feed import announce
+
+        announce(self.redis)
 
     def close(self) -> None:
         self.db.dispose()

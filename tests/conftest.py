@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from app import create_app, db
 from app.config import Settings
+from app.registry.pii import PiiVault
 from app.signing.keyring import KeyStore
 from app.store.embedded import EmbeddedRedis
 
@@ -44,6 +45,7 @@ def app(settings: Settings, redis_client: "redis.Redis[bytes]") -> Iterator[Flas
     settings.data_dir.mkdir(parents=True)
     db.migrate(settings.resolved_database_url)
     KeyStore(settings.resolved_keys_dir).generate(settings.key_algorithm)
+    PiiVault.create_if_missing(settings.resolved_keys_dir)
     application = create_app(settings)
     application.config["TESTING"] = True
     yield application

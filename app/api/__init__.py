@@ -34,7 +34,7 @@ def _docs_assets() -> Blueprint:
 
 
 def init_app(app: Flask) -> None:
-    from app.api import admin_keys, admin_registry, platform
+    from app.api import admin_citizens, admin_keys, admin_registry, issuer, me, platform, trust, verify
 
     app.config.update(API_SETTINGS)
     api = CityCodeApi(app, spec_kwargs={"info": {
@@ -42,6 +42,6 @@ def init_app(app: Flask) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     problems.init_app(app)
     app.register_blueprint(_docs_assets())
-    for module in (platform, admin_keys, admin_registry):
+    for module in (platform, admin_keys, admin_registry, admin_citizens, issuer, me, trust, verify):
         api.register_blueprint(module.blp)
     app.extensions["citycode.api"] = api

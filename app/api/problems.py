@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, json
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, Response, current_app, g, json, request
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from app import errors
 
@@ -99,7 +99,17 @@ def handle_unexpected(error: Exception) -> Response:
     return handle_http_exception(InternalServerError())
 
 
+def refuse_oversized_body() -> Response | None:
+    """413 before any view runs, whether or not the view would read the body (chunked bodies are
+    capped by Werkzeug when read)."""
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit is not None and request.content_length is not None and request.content_length > limit:
+        return handle_http_exception(RequestEntityTooLarge())
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_oversized_body)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(errors.DomainError, handle_domain_error)
     app.register_error_handler(Exception, handle_unexpected)

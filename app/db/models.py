@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, LargeBinary, String
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -44,3 +44,50 @@ class Terminal(Base):
     kind: Mapped[str] = mapped_column(String(16), index=True)
     site: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Citizen(Base):
+    """An enrolled citizen. Personal fields are AES-GCM ciphertexts; codes carry only ``pseudonym``."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(32), unique=True)
+    name_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    id_number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    id_number_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Credential(Base):
+    """A credential an issuer linked to a citizen; the number is encrypted."""
+
+    __tablename__ = "credentials"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    citizen_id: Mapped[str] = mapped_column(ForeignKey("citizens.id"), index=True)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    number_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    number_masked: Mapped[str] = mapped_column(String(64))
+    attributes: Mapped[dict[str, str]] = mapped_column(JSON)
+    valid_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RevocationEvent(Base):
+    """The versioned trust feed readers sync: suspensions, restorations, revoked entitlements."""
+
+    __tablename__ = "revocation_events"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(160))
+    at: Mapped[int] = mapped_column(Integer)

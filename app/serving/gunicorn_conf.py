@@ -21,6 +21,8 @@ accesslog = None  # the app writes its own structured access log
 errorlog = "-"
 loglevel = "warning"
 proc_name = "citycode"
+# gunicorn >= 25 opens one control socket per user ($HOME/.gunicorn); instances would clobber it.
+control_socket_disable = True
 
 _embedded: Any = None
 
@@ -35,6 +37,7 @@ def on_starting(server: Any) -> None:
     settings = Settings.from_env()
     logs.configure(settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    prepare.lock_data_dir(settings)  # before touching anything another instance may be using
     prepare.prepare_metrics_dir(settings)
     _embedded = prepare.start_embedded_redis(settings)
     try:

@@ -1,6 +1,7 @@
 """Everything the service needs before workers start, done once in the gunicorn master."""
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -9,10 +10,26 @@ from pathlib import Path
 from app import db
 from app.auth import ensure_admin_token
 from app.config import Settings
+from app.registry.pii import PiiVault
 from app.signing.keyring import KeyStore
 from app.store.embedded import EmbeddedRedis
 
 log = logging.getLogger("citycode.serve")
+
+
+_lock_handle: object = None
+
+
+def lock_data_dir(settings: Settings) -> None:
+    """One serving instance per data dir: an exclusive lock held for the master's lifetime."""
+    global _lock_handle
+    handle = open(settings.data_dir / "serve.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RuntimeError(f"data dir {settings.data_dir} is already in use by another citycode serve") from None
+    _lock_handle = handle
 
 
 def prepare_metrics_dir(settings: Settings) -> Path:
@@ -44,6 +61,9 @@ def prepare_state(settings: Settings) -> None:
         store.generate(settings.key_algorithm)
         log.info("signing keys generated", extra={"dir": str(store.directory)})
     store.load()  # refuse to start on a key file with unsafe permissions
+    if PiiVault.create_if_missing(store.directory):
+        log.info("data encryption secret generated", extra={"dir": str(store.directory)})
+    PiiVault.load(store.directory)
     if settings.admin_token:
         return
     database = db.Database(settings.resolved_database_url)

@@ -77,8 +77,8 @@ def write_public(path: Path, key: PublicKey) -> None:
     os.replace(tmp, path)
 
 
-def load_private(path: Path) -> PrivateKey:
-    """Load a private key, refusing a file that group or others could read or write."""
+def check_private_mode(path: Path) -> None:
+    """Refuse a private key file that group or others could read or write."""
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -87,6 +87,11 @@ def load_private(path: Path) -> PrivateKey:
         raise KeyFileError(
             f"refusing to load {path}: mode {stat.S_IMODE(mode):04o} lets group/others access it; "
             f"run: chmod 600 {path}")
+
+
+def load_private(path: Path) -> PrivateKey:
+    """Load a private key, refusing a file that group or others could read or write."""
+    check_private_mode(path)
     key: Any = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
         raise KeyFileError(f"{path} holds an unsupported key type")

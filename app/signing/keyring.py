@@ -215,6 +215,9 @@ class KeyStore:
         if len(current) != 1:
             raise KeyFileError(f"{self.state_path} must name exactly one current key, found {len(current)}")
         signing_key = keyfiles.load_private(self._private_path(current[0]["kid"]))
+        for entry in entries:  # the next key signs after the next rotation: hold it to the same rule
+            if entry["state"] == NEXT:
+                keyfiles.check_private_mode(self._private_path(entry["kid"]))
         published = []
         for entry in entries:
             if entry["state"] == RETIRED and entry["publish_until"] <= now:

@@ -1,0 +1,43 @@
+"""Terminal (验码): verify a scanned code online. A deny is a normal 200 answer with a reason."""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+
+from app.api.security import require
+from app.auth import Role
+from app.runtime import runtime
+
+blp = Blueprint("verify", __name__, url_prefix="/v1", description="Terminals: verify codes")
+
+
+class VerifyIn(ma.Schema):
+    # No length rule here: an oversized code is a bad *code* (deny `malformed`), and the body
+    # limit (413) already bounds what is parsed.
+    code = ma.fields.String(required=True)
+    direction = ma.fields.String(validate=ma.validate.OneOf(["entry", "exit"]), load_default=None)
+
+
+class MessageOut(ma.Schema):
+    zh = ma.fields.String(required=True)
+    en = ma.fields.String(required=True)
+
+
+class DecisionOut(ma.Schema):
+    decision = ma.fields.String(required=True, metadata={"enum": ["accept", "deny"]})
+    reason = ma.fields.String(required=True)
+    message = ma.fields.Nested(MessageOut, required=True)
+    fare = ma.fields.Dict()
+    trip = ma.fields.Dict()
+    admission = ma.fields.Dict()
+
+
+@blp.route("/verify", methods=["POST"])
+@require(Role.TERMINAL)
+@blp.arguments(VerifyIn)
+@blp.response(200, DecisionOut)
+def verify(body: dict[str, Any]) -> dict[str, Any]:
+    """Check a code: signature, time, suspension/revocation, then first use of `(iss, jti)`."""
+    return runtime().verifier.verify(body["code"]).to_dict()

@@ -1,0 +1,131 @@
+"""Credentials issued by bureaus: linking, revoking, listing, and the citizen's entitlements."""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import date, datetime, timezone
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Citizen, Credential, Issuer
+from app.errors import InvalidInput, NotFound, PermissionDenied
+from app.registry import entitlements, revocations
+from app.registry.credential_types import CREDENTIAL_TYPES
+from app.registry.pii import PiiVault
+
+ACTIVE, REVOKED = "active", "revoked"
+HEALTH_STATUSES = ("green", "yellow", "red")
+
+
+def _context(credential_id: str) -> str:
+    return f"credentials/{credential_id}/number"
+
+
+def mask_number(number: str) -> str:
+    if len(number) <= 4:
+        return "*" * len(number)
+    keep = 2 if len(number) < 10 else 4
+    return number[:keep] + "*" * (len(number) - 2 * keep) + number[-keep:]
+
+
+def check_attributes(credential_type: str, attributes: Mapping[str, Any]) -> dict[str, str]:
+    """Type-specific attribute rules; values are short strings."""
+    errors: list[str] = []
+    if credential_type == "health_code" and attributes.get("status") not in HEALTH_STATUSES:
+        errors.append(f"status must be one of {', '.join(HEALTH_STATUSES)}")
+    if credential_type == "scenic_reservation":
+        if not attributes.get("spot"):
+            errors.append("spot is required")
+        try:
+            date.fromisoformat(str(attributes.get("date", "")))
+        except ValueError:
+            errors.append("date must be YYYY-MM-DD")
+    if errors:
+        raise InvalidInput("Attributes do not fit the credential type.", {"attributes": errors})
+    return {str(k): str(v) for k, v in attributes.items()}
+
+
+def issue(session: Session, vault: PiiVault, issuer_id: str, *, citizen_id: str, credential_type: str,
+          number: str, attributes: Mapping[str, Any], valid_from: datetime | None,
+          valid_until: datetime | None) -> Credential:
+    """Link a credential to a citizen; only types the issuer is registered for."""
+    issuer = session.get(Issuer, issuer_id)
+    if issuer is None:
+        raise PermissionDenied("Unknown issuer.")
+    if credential_type not in CREDENTIAL_TYPES:
+        raise InvalidInput("Unknown credential type.", {"type": [f"unknown type: {credential_type}"]})
+    if credential_type not in issuer.credential_types:
+        raise PermissionDenied(f"This issuer may not issue {credential_type}.")
+    if session.get(Citizen, citizen_id) is None:
+        raise InvalidInput("No such citizen.", {"citizen_id": ["no citizen with this id"]})
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise InvalidInput("Validity window is empty.", {"valid_until": ["must be after valid_from"]})
+    credential_id = "crd_" + uuid.uuid4().hex[:20]
+    credential = Credential(
+        id=credential_id, citizen_id=citizen_id, issuer_id=issuer_id, type=credential_type,
+        number_enc=vault.encrypt(number, _context(credential_id)), number_masked=mask_number(number),
+        attributes=check_attributes(credential_type, attributes), valid_from=valid_from,
+        valid_until=valid_until, status=ACTIVE, created_at=datetime.now(timezone.utc))
+    session.add(credential)
+    return credential
+
+
+def revoke(session: Session, issuer_id: str, credential_id: str, reason: str | None) -> Credential:
+    """Revoke; if that takes an entitlement away, it enters the feed at once."""
+    credential = session.get(Credential, credential_id)
+    if credential is None or credential.issuer_id != issuer_id:
+        raise NotFound("No such credential for this issuer.")  # no hint that another issuer has it
+    if credential.status == REVOKED:
+        return credential
+    citizen = session.get(Citizen, credential.citizen_id)
+    assert citizen is not None
+    before = set(current_entitlements(session, citizen.id))
+    credential.status = REVOKED
+    credential.revoked_at = datetime.now(timezone.utc)
+    credential.revoke_reason = reason
+    session.flush()
+    now = int(time.time())
+    for lost in sorted(before - set(current_entitlements(session, citizen.id))):
+        revocations.record(session, "entitlement_revoked", f"{citizen.pseudonym}/{lost}", now)
+    return credential
+
+
+def _is_valid(credential: Credential, now: datetime) -> bool:
+    def aware(moment: datetime) -> datetime:  # SQLite hands back naive datetimes
+        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+    return (credential.status == ACTIVE
+            and (credential.valid_from is None or aware(credential.valid_from) <= now)
+            and (credential.valid_until is None or now < aware(credential.valid_until)))
+
+
+def valid_credentials(session: Session, citizen_id: str, now: datetime | None = None) -> list[Credential]:
+    now = now or datetime.now(timezone.utc)
+    rows = session.scalars(select(Credential).where(Credential.citizen_id == citizen_id,
+                                                    Credential.status == ACTIVE)).all()
+    return [c for c in rows if _is_valid(c, now)]
+
+
+def current_entitlements(session: Session, citizen_id: str) -> tuple[str, ...]:
+    return entitlements.derive((c.type, c.attributes) for c in valid_credentials(session, citizen_id))
+
+
+def for_citizen(session: Session, citizen_id: str) -> list[tuple[Credential, str]]:
+    """All of a citizen's credentials with the issuing bureau's name, newest first."""
+    rows = session.execute(select(Credential, Issuer.name).join(Issuer, Issuer.id == Credential.issuer_id)
+                           .where(Credential.citizen_id == citizen_id)
+                           .order_by(Credential.created_at.desc())).all()
+    return [(credential, name) for credential, name in rows]
+
+
+def reveal_number(vault: PiiVault, credential: Credential) -> str:
+    return vault.decrypt(credential.number_enc, _context(credential.id))
+
+
+def get(session: Session, credential_id: str) -> Credential:
+    credential = session.get(Credential, credential_id)
+    if credential is None:
+        raise NotFound("No such credential.")
+    return credential

@@ -1,0 +1,76 @@
+"""Online verification for terminals: the pure core, with Redis replay and the database trust feed.
+
+Redis being unreachable never becomes a stack trace or a silent accept: authenticity is still
+checked (a forged code is still ``bad_signature``), and a genuine code gets ``degraded``.
+"""
+from __future__ import annotations
+
+import contextvars
+import logging
+
+import redis
+
+from app.codes.decision import Decision
+from app.codes.errors import Degraded
+from app.codes.replay import RedisReplayStore
+from app.codes.trust import StaticTrust
+from app.codes.verify import Verifier
+from app.runtime import Runtime
+from app.verification.issuing import ISSUER
+from app.verification.trust_feed import FeedTrust
+
+log = logging.getLogger(__name__)
+
+_snapshot: contextvars.ContextVar[StaticTrust | None] = contextvars.ContextVar("trust_snapshot", default=None)
+
+
+class _RequestTrust:
+    """The ``TrustState`` the core sees: fetched lazily (only after the signature checked out) and
+    once per verification, from the feed."""
+
+    def __init__(self, feed: FeedTrust) -> None:
+        self.feed = feed
+
+    def _state(self) -> StaticTrust:
+        state = _snapshot.get()
+        if state is None:
+            try:
+                state = self.feed.current()
+            except (redis.RedisError, OSError) as exc:
+                log.warning("trust state unavailable", extra={"error": type(exc).__name__})
+                raise Degraded("trust state unavailable") from None
+            _snapshot.set(state)
+        return state
+
+    def is_suspended(self, sub: str) -> bool:
+        return self._state().is_suspended(sub)
+
+    def revoked_entitlements(self, sub: str, issued_at: int) -> frozenset[str]:
+        return self._state().revoked_entitlements(sub, issued_at)
+
+    def is_code_revoked(self, iss: str, jti: str) -> bool:
+        return self._state().is_code_revoked(iss, jti)
+
+
+class OnlineVerifier:
+    """One per process: shares the core's header cache and the feed across threads."""
+
+    def __init__(self, rt: Runtime) -> None:
+        keys = rt.keys
+        settings = rt.settings
+        self.feed = FeedTrust(rt.db, rt.redis)
+        self.core = Verifier(lambda: keys.get().verification_keys, _RequestTrust(self.feed),
+                             RedisReplayStore(rt.redis), ISSUER, max_ttl=settings.code_ttl_seconds,
+                             leeway=settings.clock_leeway_seconds)
+
+    def check(self, code: str) -> Decision:
+        """Authenticity, time and trust, without claiming first use."""
+        token = _snapshot.set(None)
+        try:
+            return self.core.check(code)
+        finally:
+            _snapshot.reset(token)
+
+    def verify(self, code: str) -> Decision:
+        """``check`` and, for an accept, claim first use of ``(iss, jti)``."""
+        return self.core.claim(self.check(code))

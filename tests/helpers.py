@@ -1,0 +1,54 @@
+"""Small API drivers shared by tests: enrol a citizen, register an issuer or terminal."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from tests.conftest import ADMIN_TOKEN
+from tests.ids import resident_id
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def enrol(client: FlaskClient, name: str = "张三丰", id_number: str | None = None,
+          phone: str | None = "13800138000") -> dict[str, Any]:
+    body = {"name": name, "id_number": id_number or resident_id()}
+    if phone:
+        body["phone"] = phone
+    response = client.post("/v1/admin/citizens", headers=ADMIN, json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def issuer(client: FlaskClient, *types: str, name: str = "青岛市教育局") -> str:
+    response = client.post("/v1/admin/issuers", headers=ADMIN,
+                           json={"name": name, "credential_types": list(types)})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["issuer_token"]  # type: ignore[no-any-return]
+
+
+def terminal(client: FlaskClient, kind: str = "metro", **site: str) -> str:
+    response = client.post("/v1/admin/terminals", headers=ADMIN,
+                           json={"kind": kind, "site": site or {"station": "五四广场"}})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["terminal_token"]  # type: ignore[no-any-return]
+
+
+def credential(client: FlaskClient, issuer_token: str, citizen_id: str, ctype: str,
+               number: str = "S2026000123", **attributes: str) -> dict[str, Any]:
+    response = client.post("/v1/issuer/credentials", headers=bearer(issuer_token),
+                           json={"citizen_id": citizen_id, "type": ctype, "number": number,
+                                 "attributes": attributes})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def code(client: FlaskClient, app_token: str) -> str:
+    response = client.post("/v1/me/code", headers=bearer(app_token))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["code"]  # type: ignore[no-any-return]
