@@ -2,8 +2,8 @@
 
 Writers commit a feed entry, then ``announce`` a new random generation in Redis. Before each
 verification a worker compares that generation with the one it last saw (one GET) and, when it
-differs or is missing, reads only the new feed entries from the database. A full re-read every
-``max_age`` seconds is the safety net for a lost announcement.
+differs or is missing, reads only the new feed entries from the database. Reading the new entries
+every ``max_age`` seconds anyway is the safety net for a lost announcement.
 """
 from __future__ import annotations
 
@@ -34,12 +34,10 @@ def announce(client: "redis.Redis[bytes]") -> None:
 class FeedTrust:
     """A ``StaticTrust`` fed from the database feed, refreshed when Redis says it changed."""
 
-    def __init__(self, db: Database, client: "redis.Redis[bytes]", *, max_age: float = 5.0,
-                 retention_seconds: int = 3600) -> None:
+    def __init__(self, db: Database, client: "redis.Redis[bytes]", *, max_age: float = 5.0) -> None:
         self.db = db
         self.redis = client
         self.max_age = max_age
-        self.retention_seconds = retention_seconds
         self._lock = threading.Lock()
         self._state = StaticTrust()
         self._version = 0
@@ -56,14 +54,14 @@ class FeedTrust:
         if generation != self._generation or stale:
             with self._lock:
                 if generation != self._generation or time.monotonic() - self._loaded_at > self.max_age:
-                    self._catch_up(full=stale)
+                    self._catch_up()
                     self._generation = generation
         return self._state
 
-    def _catch_up(self, *, full: bool) -> None:
+    def _catch_up(self) -> None:
         with self.db.session() as session:
-            page = revocations.since(session, 0 if full else self._version, limit=10**9)
-        if page.full:
+            page = revocations.since(session, self._version, limit=10**9)
+        if page.full:  # first load, or the database's feed is not the one we followed
             state = StaticTrust()
             state.apply(page.entries)
             self._state = state
