@@ -17,6 +17,8 @@ from app.store.redis import connect
 EXTENSION = "citycode"
 
 if TYPE_CHECKING:
+    from app.registry.terminals import TerminalDirectory
+    from app.scenes.service import ScanService
     from app.verification.online import OnlineVerifier
 
 
@@ -45,6 +47,19 @@ class Runtime:
         from app.verification.online import OnlineVerifier
 
         return OnlineVerifier(self)
+
+    @cached_property
+    def scans(self) -> "ScanService":
+        """Check, then the terminal kind's scene policy (built on first use)."""
+        from app.scenes.service import ScanService
+
+        return ScanService(self)
+
+    @cached_property
+    def terminals(self) -> "TerminalDirectory":
+        from app.registry.terminals import TerminalDirectory
+
+        return TerminalDirectory(self.db)
 
     def trust_changed(self) -> None:
         """Call after committing a revocation-feed entry: workers re-read the feed at once."""

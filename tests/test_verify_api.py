@@ -74,7 +74,8 @@ def test_redis_down_gives_degraded_for_genuine_and_bad_signature_for_forged(app:
     runtime = app.extensions["citycode"]
     live = runtime.redis
     runtime.redis = redis.Redis.from_url("unix:///nonexistent/redis.sock")
-    runtime.__dict__.pop("verifier", None)
+    for cached in ("verifier", "scans"):
+        runtime.__dict__.pop(cached, None)
     try:
         head, payload, signature = scanned.split(".")
         forged = f"{head}.{payload}.{signature[:-4]}AAAA"
@@ -83,7 +84,8 @@ def test_redis_down_gives_degraded_for_genuine_and_bad_signature_for_forged(app:
     finally:
         runtime.redis.close()
         runtime.redis = live
-        runtime.__dict__.pop("verifier", None)
+        for cached in ("verifier", "scans"):
+            runtime.__dict__.pop(cached, None)
     assert _verify(client, gate, scanned)["decision"] == "accept"
 
 

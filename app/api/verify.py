@@ -6,7 +6,7 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from app.api.security import require
+from app.api.security import current_principal, require
 from app.auth import Role
 from app.runtime import runtime
 
@@ -39,5 +39,9 @@ class DecisionOut(ma.Schema):
 @blp.arguments(VerifyIn)
 @blp.response(200, DecisionOut)
 def verify(body: dict[str, Any]) -> dict[str, Any]:
-    """Check a code: signature, time, suspension/revocation, then first use of `(iss, jti)`."""
-    return runtime().verifier.verify(body["code"]).to_dict()
+    """Check a code (signature, time, suspension/revocation), then the policy of this terminal's
+    kind; first use of `(iss, jti)` is claimed atomically with the scene's state change."""
+    rt = runtime()
+    terminal = rt.terminals.get(current_principal().principal_id)
+    ctx = rt.scans.context(terminal.id, terminal.kind, terminal.site, body["direction"])
+    return rt.scans.scan(body["code"], ctx).to_dict()
