@@ -1,6 +1,8 @@
 """The HTTP layer: flask-smorest ``Api``, OpenAPI at /openapi.json, docs UI at /docs (local assets)."""
 from __future__ import annotations
 
+import importlib
+
 from flask import Blueprint, Flask
 from flask_smorest import Api
 
@@ -33,15 +35,31 @@ def _docs_assets() -> Blueprint:
                      static_url_path="/docs/assets")
 
 
-def init_app(app: Flask) -> None:
-    from app.api import admin_citizens, admin_keys, admin_registry, issuer, me, platform, trust, verify
+BLUEPRINT_MODULES = (
+    "platform", "admin_keys", "admin_registry", "admin_citizens", "issuer", "me", "trust", "verify",
+    "scenic", "network", "halls", "disclosures", "history",
+)
 
+
+def _blueprint_modules() -> list[object]:
+    modules = []
+    for name in BLUEPRINT_MODULES:
+        qualified = f"app.api.{name}"
+        try:
+            modules.append(importlib.import_module(qualified))
+        except ModuleNotFoundError as exc:
+            if exc.name != qualified:
+                raise
+    return modules
+
+
+def init_app(app: Flask) -> None:
     app.config.update(API_SETTINGS)
     api = CityCodeApi(app, spec_kwargs={"info": {
         "description": "One QR code for a whole city. See API.md for the contract."}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     problems.init_app(app)
     app.register_blueprint(_docs_assets())
-    for module in (platform, admin_keys, admin_registry, admin_citizens, issuer, me, trust, verify):
-        api.register_blueprint(module.blp)
+    for module in _blueprint_modules():
+        api.register_blueprint(module.blp)  # type: ignore[attr-defined]
     app.extensions["citycode.api"] = api

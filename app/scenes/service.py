@@ -54,9 +54,13 @@ class ScanService:
             decision = self.verifier.core.claim(checked)
         else:
             decision = scene.decide(checked, ctx)
+        self.observe(ctx, decision)
+        return decision
+
+    def observe(self, ctx: ScanContext, decision: Decision) -> None:
+        """Tell the observers (audit log) about a decided scan; also used by hall endpoints."""
         for observe in self.observers:
             try:
                 observe(ctx, decision)
             except Exception:  # an observer must never turn a decided scan into an error
                 log.exception("scan observer failed", extra={"terminal": ctx.terminal_id})
-        return decision
