@@ -1,14 +1,19 @@
 """CityCode: one QR code for a whole city."""
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from app.config import Settings
 
+if TYPE_CHECKING:  # offline readers import app.codes without pulling in Flask
+    from flask import Flask
 
-def create_app(settings: Settings | None = None) -> Flask:
+
+def create_app(settings: Settings | None = None) -> "Flask":
     """Application factory. Expects the database migrated and Redis reachable (``citycode serve``
     arranges both); creates no files and starts no processes itself."""
+    from flask import Flask
+
     from app import runtime
     from app.api import init_app as init_api
     from app.ops import logs, metrics
