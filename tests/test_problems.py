@@ -113,3 +113,14 @@ def test_unexpected_error_is_500_problem_without_internals(app: Flask) -> None:
     body = _problem(response, 500)
     assert "secret internal detail" not in response.get_data(as_text=True)
     assert body["detail"] == "The service could not complete the request."
+
+
+def test_terminal_must_stand_at_a_place_the_city_has(app: Flask, client: FlaskClient,
+                                                      admin_headers: dict[str, str]) -> None:
+    for body in ({"kind": "metro", "site": {"station": "火星站"}},
+                 {"kind": "scenic", "site": {"spot": "great_wall"}},
+                 {"kind": "hall", "site": {"hall": "nowhere"}},
+                 {"kind": "hall", "site": {"hall": "city", "counter": "999"}}):
+        problem = _problem(client.post("/v1/admin/terminals", headers=admin_headers, json=body), 422)
+        assert "unknown" in " ".join(problem["errors"]["site"])
+    assert _count(app, Terminal) == 0

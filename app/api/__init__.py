@@ -1,7 +1,6 @@
 """The HTTP layer: flask-smorest ``Api``, OpenAPI at /openapi.json, docs UI at /docs (local assets)."""
 from __future__ import annotations
 
-import importlib
 
 from flask import Blueprint, Flask
 from flask_smorest import Api
@@ -35,24 +34,6 @@ def _docs_assets() -> Blueprint:
                      static_url_path="/docs/assets")
 
 
-BLUEPRINT_MODULES = (
-    "platform", "admin_keys", "admin_registry", "admin_citizens", "issuer", "me", "trust", "verify",
-    "scenic", "network", "halls", "disclosures", "history",
-)
-
-
-def _blueprint_modules() -> list[object]:
-    modules = []
-    for name in BLUEPRINT_MODULES:
-        qualified = f"app.api.{name}"
-        try:
-            modules.append(importlib.import_module(qualified))
-        except ModuleNotFoundError as exc:
-            if exc.name != qualified:
-                raise
-    return modules
-
-
 def init_app(app: Flask) -> None:
     app.config.update(API_SETTINGS)
     api = CityCodeApi(app, spec_kwargs={"info": {
@@ -60,6 +41,10 @@ def init_app(app: Flask) -> None:
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     problems.init_app(app)
     app.register_blueprint(_docs_assets())
-    for module in _blueprint_modules():
-        api.register_blueprint(module.blp)  # type: ignore[attr-defined]
+    from app.api import (admin_citizens, admin_keys, admin_registry, disclosures, halls, history,
+                         issuer, me, network, platform, scenic, trust, verify)
+
+    for module in (platform, admin_keys, admin_registry, admin_citizens, issuer, me, trust, verify,
+                   scenic, network, halls, disclosures, history):
+        api.register_blueprint(module.blp)
     app.extensions["citycode.api"] = api

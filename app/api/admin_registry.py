@@ -10,6 +10,7 @@ from app.api.security import require
 from app.auth import Role
 from app.registry import enrolment
 from app.runtime import runtime
+from app.scenes.sites import site_problems
 
 blp = Blueprint("admin_registry", __name__, url_prefix="/v1/admin", description="Issuers and terminals")
 
@@ -58,6 +59,6 @@ def create_issuer(body: dict[str, Any]) -> dict[str, Any]:
 def create_terminal(body: dict[str, Any]) -> dict[str, Any]:
     """Register a reader at a site: bus {line, vehicle}, metro {station}, scenic {spot}, hall {hall, counter?}."""
     with runtime().db.session() as session:
-        terminal = enrolment.register_terminal(session, body["kind"], body["site"])
+        terminal = enrolment.register_terminal(session, body["kind"], body["site"], site_problems)
     return {"terminal_id": terminal.id, "terminal_token": terminal.token, "kind": body["kind"],
             "site": body["site"]}

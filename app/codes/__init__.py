@@ -2,5 +2,6 @@
 
 Modules: ``mint`` (sign), ``verify`` (the ``Verifier``), ``decision`` (what it answers),
 ``errors`` (one exception per reason code), ``messages`` (zh/en texts), ``replay`` and ``trust``
-(the stores verification consults), ``jwks`` (keys from a published JWK Set), ``wire`` (format).
+(the stores verification consults), ``jwks`` (keys from a published JWK Set), ``wire`` (format);
+``qr`` renders a code as an image.
 """

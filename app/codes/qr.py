@@ -1,15 +1,34 @@
-"""QR rendering of a code: error correction M, quiet zone 4, PNG (Pillow) or SVG (path)."""
+"""QR rendering of a code: error correction M, quiet zone 4, PNG (1-bit, 8 px a module) or SVG.
+
+segno builds the symbol: byte mode, error correction M exactly (no automatic boost), the smallest
+version that fits, and the mask chosen from all eight by the ISO/IEC 18004 penalty rules. Pillow
+writes the PNG from segno's module matrix in C; segno writes the SVG (one path on a white
+background, with a ``viewBox`` so it scales). ``version_of`` needs no symbol: the version follows
+from the byte count alone (the capacity table below; tests hold it to segno and qrcode).
+
+Measured on one core, realistic 280-character codes (version 12), CPU per code: PNG 14.6 ms and
+SVG 14.6 ms, against 20.4 ms and 25.0 ms with ``qrcode`` + Pillow; ``version_of`` 17 ms → ~0.
+What is left is mostly segno's mask search (~10 ms); a fixed mask would save it but gives up
+the penalty rules that keep symbols free of finder-like and large uniform areas, i.e. readability.
+"""
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
 
-import qrcode
-import qrcode.constants
-from qrcode.image.pil import PilImage
-from qrcode.image.svg import SvgPathImage
+import segno
+from PIL import Image
 
 MAX_VERSION = 12  # the design's budget: a phone screen at a gate reads this size reliably
+
+QUIET_ZONE = 4  # modules of light border, the minimum ISO/IEC 18004 asks for
+MODULE_PIXELS = 8  # PNG pixels per module: 584 × 584 for version 12
+
+# Byte-mode capacity (bytes) at error correction M of versions 1..40 (ISO/IEC 18004, Table 7).
+_BYTE_CAPACITY_M = (14, 26, 42, 62, 84, 106, 122, 152, 180, 213, 251, 287, 331, 362, 412, 450, 504,
+                    560, 624, 666, 711, 779, 857, 911, 997, 1059, 1125, 1190, 1264, 1370, 1452, 1538,
+                    1628, 1722, 1809, 1911, 1989, 2099, 2213, 2331)
+_LIGHT_DARK = bytes.maketrans(b"\x00\x01", b"\xff\x00")  # segno's light 0 / dark 1 → L pixels
 
 
 @dataclass(frozen=True)
@@ -19,27 +38,37 @@ class RenderedQr:
     version: int
 
 
-def _matrix(data: str) -> qrcode.QRCode:  # type: ignore[type-arg]
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, box_size=8)
-    qr.add_data(data, optimize=0)
-    qr.make(fit=True)
-    return qr
+def _symbol(data: str) -> segno.QRCode:
+    return segno.make(data, error="m", mode="byte", micro=False, boost_error=False)
 
 
 def version_of(data: str) -> int:
-    """The QR version ``data`` needs at error correction M."""
-    return int(_matrix(data).version)
+    """The QR version ``data`` needs at error correction M (byte mode), without building it."""
+    if not data.isascii():  # one byte a character only for ASCII; let segno encode the rest
+        return int(_symbol(data).version)
+    size = len(data)
+    for version, capacity in enumerate(_BYTE_CAPACITY_M, start=1):
+        if size <= capacity:
+            return version
+    raise segno.DataOverflowError(f"{size} bytes do not fit a QR code at error correction M")
 
 
 def png(data: str) -> RenderedQr:
-    qr = _matrix(data)
+    symbol = _symbol(data)
+    modules = len(symbol.matrix)
+    side = modules + 2 * QUIET_ZONE
+    image = Image.new("L", (side, side), 255)
+    image.paste(Image.frombytes("L", (modules, modules), b"".join(symbol.matrix).translate(_LIGHT_DARK)),
+                (QUIET_ZONE, QUIET_ZONE))
+    image = image.convert("1", dither=Image.Dither.NONE).resize(
+        (side * MODULE_PIXELS, side * MODULE_PIXELS), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
-    qr.make_image(image_factory=PilImage).save(buffer, format="PNG", optimize=False)
-    return RenderedQr(buffer.getvalue(), "image/png", int(qr.version))
+    image.save(buffer, format="PNG", optimize=False)
+    return RenderedQr(buffer.getvalue(), "image/png", int(symbol.version))
 
 
 def svg(data: str) -> RenderedQr:
-    qr = _matrix(data)
+    symbol = _symbol(data)
     buffer = io.BytesIO()
-    qr.make_image(image_factory=SvgPathImage).save(buffer)
-    return RenderedQr(buffer.getvalue(), "image/svg+xml", int(qr.version))
+    symbol.save(buffer, kind="svg", scale=MODULE_PIXELS, border=QUIET_ZONE, unit="px", light="#fff")
+    return RenderedQr(buffer.getvalue(), "image/svg+xml", int(symbol.version))

@@ -9,6 +9,7 @@ checks out, and the replay record is written only for an authentic, current, tru
    ``kid`` only as a dictionary key; ``jku``/``x5u``/``jwk``/``x5c`` are ignored, never fetched;
 4. signature with the already-loaded key (ES256 raw ``r||s`` → DER; EdDSA);
 5. payload: strict JSON, required claims with exact types, expected ``iss``, bounded lifetime;
+   ``ent`` is one string of known entitlement letters (``app.codes.wire``), decoded to names;
 6. time, with leeway;
 7. trust: suspended citizen, revoked code, revoked entitlements drop out of ``ent``;
 8. replay (``verify`` only): first use of ``(iss, jti)``.
@@ -28,15 +29,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from app.codes.decision import CodeClaims, Decision
+from app.codes.decision import CodeClaims, Decision, new_claims
 from app.codes.errors import (BadSignature, CodeError, Expired, Malformed, NotYetValid,
                               ReplayUnavailable, Replayed, Revoked, Suspended, UnknownKey,
                               WrongType)
 from app.codes.replay import ReplayStore
 from app.codes.trust import TrustState
-from app.codes.wire import (B64URL_ALPHABET, CODE_TYPE, MAX_ENTITLEMENT_CHARS, MAX_ENTITLEMENTS,
-                            MAX_JTI_CHARS, MAX_NUMERIC_DATE, MAX_SUB_CHARS, MIN_JTI_CHARS,
-                            SUPPORTED_ALGORITHMS, b64url_decode, json_object)
+from app.codes.wire import (B64URL_ALPHABET, CODE_TYPE, MAX_JTI_CHARS, MAX_NUMERIC_DATE,
+                            MAX_SUB_CHARS, MIN_JTI_CHARS, SUPPORTED_ALGORITHMS, b64url_decode,
+                            entitlement_names, json_object)
 from app.signing.keyfiles import PublicKey
 
 KeySource = Callable[[], Mapping[str, tuple[str, PublicKey]]]
@@ -213,15 +214,11 @@ class Verifier:
         if (type(jti) is not str or not MIN_JTI_CHARS <= len(jti) <= MAX_JTI_CHARS
                 or jti.strip(B64URL_ALPHABET)):
             raise Malformed("claim jti must be 12..64 base64url characters")
-        if type(ent) is not list or len(ent) > MAX_ENTITLEMENTS:
-            raise Malformed("claim ent must be a short list")
-        for item in ent:
-            if type(item) is not str or not 0 < len(item) <= MAX_ENTITLEMENT_CHARS:
-                raise Malformed("claim ent must hold short strings")
+        names = entitlement_names(ent)  # one string of known letters → the names, sorted
         if exp - iat > self.max_ttl:
             raise Malformed("code lifetime exceeds max_ttl")
         valid_from = max(iat, _numeric_date(payload, "nbf")) if "nbf" in payload else iat
-        return CodeClaims(iss, sub, iat, exp, jti, tuple(ent), kid), valid_from
+        return new_claims(iss, sub, iat, exp, jti, names, kid), valid_from
 
     # -- steps 6–7: time and trust -------------------------------------------------------------
     def _current_and_trusted(self, claims: CodeClaims, valid_from: int) -> CodeClaims:

@@ -1,4 +1,5 @@
-"""The code's wire format, shared by mint and verify: type, limits, strict base64url, strict JSON.
+"""The code's wire format, shared by mint and verify: type, limits, strict base64url, strict JSON,
+and the one-letter entitlement codes of the ``ent`` claim.
 
 Strict means one spelling per value: base64url without padding, whitespace or non-canonical
 trailing bits; UTF-8 JSON objects without duplicate members, NaN or Infinity.
@@ -7,7 +8,9 @@ from __future__ import annotations
 
 import binascii
 import json
-from typing import Any, NoReturn
+from itertools import combinations
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, NoReturn
 
 from app.codes.errors import Malformed
 
@@ -20,12 +23,25 @@ B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 MAX_SUB_CHARS = 64
 MIN_JTI_CHARS, MAX_JTI_CHARS = 12, 64
 MAX_ENTITLEMENTS = 16
-MAX_ENTITLEMENT_CHARS = 32
+"""Most letters an ``ent`` string may hold (a cheap cap before looking at them)."""
 MAX_NUMERIC_DATE = 2**53 - 1  # JSON-safe integer; anything bigger is not a time we issue
 JTI_BYTES = 9  # 72 random bits → 12 base64url characters
 
 QR_MAX_CHARS = 287
 """Byte-mode capacity of QR version 12 at error correction M (the design's size ceiling)."""
+
+ENTITLEMENT_LETTERS: Mapping[str, str] = MappingProxyType({
+    "stu": "s", "sen": "e", "dis": "d", "sap": "p", "hg": "g", "hy": "y", "hr": "r"})
+"""Entitlement name (``app.registry.entitlements``) → its one letter in the ``ent`` claim.
+
+The only place the mapping lives. On the wire ``ent`` is ONE JSON string of letters, sorted, no
+duplicates (``"ent":"edpg"`` for sen + dis + sap + hg): a list of names cost 3 bytes of JSON
+framing per entitlement plus the name, which pushed a realistic code past QR version 12.
+Letters are forever: never reuse or reassign one; a new entitlement takes a new letter."""
+
+ENTITLEMENT_NAMES: Mapping[str, str] = MappingProxyType(
+    {letter: name for name, letter in ENTITLEMENT_LETTERS.items()})
+"""Letter → entitlement name (the inverse of ``ENTITLEMENT_LETTERS``)."""
 
 _ALPHABET_BYTES = B64URL_ALPHABET.encode("ascii")
 _TO_STD = bytes.maketrans(b"-_", b"+/")
@@ -88,3 +104,46 @@ def json_object(raw: bytes) -> dict[str, Any]:
 def compact_json(value: Any) -> bytes:
     """The compact ASCII JSON used on the wire (no spaces)."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+# Every canonical ``ent`` string (letters sorted, at most one of each: 2**7 of them) → the names,
+# sorted; the verifier's common case is one dictionary lookup.
+_CANONICAL_ENT: dict[str, tuple[str, ...]] = {
+    "".join(sorted(ENTITLEMENT_LETTERS[n] for n in names)): names
+    for k in range(len(ENTITLEMENT_LETTERS) + 1)
+    for names in combinations(sorted(ENTITLEMENT_LETTERS), k)}
+
+
+def entitlement_letters(names: Iterable[str]) -> str:
+    """The ``ent`` claim for these entitlement names: their letters, sorted, without duplicates.
+    An unknown name (or a non-string) raises ``ValueError``."""
+    if isinstance(names, (str, bytes)):
+        raise ValueError("entitlements must be a collection of names, not one string")
+    letters: set[str] = set()
+    for name in names:
+        letter = ENTITLEMENT_LETTERS.get(name) if type(name) is str else None
+        if letter is None:
+            raise ValueError(f"unknown entitlement {name!r}; known: {', '.join(sorted(ENTITLEMENT_LETTERS))}")
+        letters.add(letter)
+    return "".join(sorted(letters))
+
+
+def entitlement_names(ent: Any) -> tuple[str, ...]:
+    """The sorted entitlement names of an ``ent`` claim value: a string of at most
+    ``MAX_ENTITLEMENTS`` known letters, none twice (any order). Anything else raises ``Malformed``."""
+    if type(ent) is not str:
+        raise Malformed("claim ent must be a string of entitlement letters")
+    names = _CANONICAL_ENT.get(ent)
+    if names is not None:
+        return names
+    if len(ent) > MAX_ENTITLEMENTS:
+        raise Malformed("claim ent is too long")
+    found: set[str] = set()
+    for letter in ent:
+        name = ENTITLEMENT_NAMES.get(letter)
+        if name is None:
+            raise Malformed("claim ent holds an unknown entitlement letter")
+        if name in found:
+            raise Malformed("claim ent holds a letter twice")
+        found.add(name)
+    return tuple(sorted(found))

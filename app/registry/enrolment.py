@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -43,18 +43,25 @@ def register_issuer(session: Session, name: str, credential_types: Sequence[str]
     return Enrolled(issuer.id, issue_token(session, Role.ISSUER, issuer.id))
 
 
-def check_site(kind: str, site: dict[str, str]) -> dict[str, str]:
-    """The site fields a terminal of ``kind`` must (and may) have; anything else is refused."""
+SiteCheck = Callable[[str, Mapping[str, str]], list[str]]
+
+
+def check_site(kind: str, site: dict[str, str], places: SiteCheck | None = None) -> dict[str, str]:
+    """The site fields a terminal of ``kind`` must (and may) have, naming a place that exists
+    (``places`` says which do); anything else is refused."""
     required, optional = TERMINAL_SITE_FIELDS[kind]
     problems = [f"missing field: {f}" for f in required if not site.get(f)]
     problems += [f"unknown field: {f}" for f in sorted(set(site) - set(required) - set(optional))]
+    if not problems and places is not None:
+        problems = places(kind, site)
     if problems:
         raise InvalidInput(f"Not a valid site for a {kind} terminal.", {"site": problems})
     return site
 
 
-def register_terminal(session: Session, kind: str, site: dict[str, str]) -> Enrolled:
-    terminal = Terminal(id=_new_id("trm_"), kind=kind, site=check_site(kind, site),
+def register_terminal(session: Session, kind: str, site: dict[str, str],
+                      places: SiteCheck | None = None) -> Enrolled:
+    terminal = Terminal(id=_new_id("trm_"), kind=kind, site=check_site(kind, site, places),
                         created_at=datetime.now(timezone.utc))
     session.add(terminal)
     return Enrolled(terminal.id, issue_token(session, Role.TERMINAL, terminal.id))

@@ -1,38 +1,30 @@
 """A scan, end to end: the verification core's check, then the policy of the terminal's kind.
 
-Scene modules are found by kind (``app.scenes.<kind>`` exposing ``build(rt) -> Scene``); a kind
-without a policy (hall terminals at /v1/verify) just claims first use. Observers (the audit log)
+Each terminal kind with a policy has a scene module exposing ``build(rt) -> Scene``; a kind
+without one (hall terminals at /v1/verify) just claims first use. Observers (the audit log)
 see every decision, accepts and denies alike.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from typing import Callable, Mapping
 
+from app.audit.scans import scan_observer
 from app.codes.decision import Decision
 from app.runtime import Runtime
 from app.scenes.base import ScanContext, Scene
 
 log = logging.getLogger(__name__)
 
-SCENE_MODULES = {"bus": "app.scenes.bus", "metro": "app.scenes.metro", "scenic": "app.scenes.scenic"}
-
 Observer = Callable[[ScanContext, Decision], None]
 
 
 def build_scenes(rt: Runtime) -> dict[str, Scene]:
-    scenes: dict[str, Scene] = {}
-    for kind, module_name in SCENE_MODULES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        scenes[kind] = module.build(rt)
-    return scenes
+    from app.scenes import bus, metro, scenic
+
+    built = [module.build(rt) for module in (bus, metro, scenic)]
+    return {scene.kind: scene for scene in built}
 
 
 class ScanService:
@@ -40,7 +32,7 @@ class ScanService:
                  observers: list[Observer] | None = None, clock: Callable[[], float] = time.time) -> None:
         self.verifier = rt.verifier
         self.scenes = dict(build_scenes(rt) if scenes is None else scenes)
-        self.observers = list(observers or [])
+        self.observers = list(observers) if observers is not None else [scan_observer(rt)]
         self.clock = clock
 
     def context(self, terminal_id: str, kind: str, site: Mapping[str, str],

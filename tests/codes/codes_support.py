@@ -15,7 +15,12 @@ from app.signing.keyring import KeyRing, KeyStore
 
 ISSUER = "cc"
 SUBJECT = "p_7Hq2LmX9vKc4Rt"
-ENTITLEMENTS = ("student", "senior", "scenic_pass")
+ENTITLEMENTS = ("stu", "sen", "sap")
+"""Entitlement names (``app.registry.entitlements``) the test codes carry."""
+ENT_WIRE = "eps"
+"""``ENTITLEMENTS`` as the ``ent`` claim: one letter each (sen e, sap p, stu s), sorted."""
+ENT_NAMES = ("sap", "sen", "stu")
+"""``ENTITLEMENTS`` as a verifier gives them back: names, sorted."""
 TTL = 60
 MAX_TTL = 120
 LEEWAY = 5
@@ -66,7 +71,7 @@ class Forge:
     def claims(self, now: float, **changes: Any) -> dict[str, Any]:
         iat = int(now)
         claims: dict[str, Any] = {"iss": ISSUER, "sub": SUBJECT, "iat": iat, "exp": iat + TTL,
-                                  "jti": "forgedJti0123", "ent": list(ENTITLEMENTS)}
+                                  "jti": "forgedJti0123", "ent": ENT_WIRE}
         claims.update(changes)
         return {k: v for k, v in claims.items() if v is not DROP}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.codes import errors
-from app.codes.decision import CodeClaims, Decision
+from app.codes.decision import CodeClaims, Decision, new_claims
 from app.codes.messages import MESSAGES, REASONS, message_for
 
 API_REASONS = {"ok", "malformed", "bad_signature", "unknown_key", "wrong_type", "expired",
@@ -17,7 +17,7 @@ API_REASONS = {"ok", "malformed", "bad_signature", "unknown_key", "wrong_type", 
                "duplicate_tap", "passback", "no_entry", "capacity_full", "no_reservation",
                "already_admitted", "closed", "degraded"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
-CLAIMS = CodeClaims("cc", "p_1", 1, 61, "abcdefghijkl", ("student",), "kid1")
+CLAIMS = CodeClaims("cc", "p_1", 1, 61, "abcdefghijkl", ("stu",), "kid1")
 
 
 def test_messages_cover_exactly_the_api_vocabulary() -> None:
@@ -61,7 +61,7 @@ def test_accept_decision_reads_ok_and_holds_the_claims() -> None:
     decision = Decision.accept(CLAIMS)
     assert (decision.decision, decision.reason, decision.accepted) == ("accept", "ok", True)
     assert decision.to_dict() == {"decision": "accept", "reason": "ok", "message": dict(MESSAGES["ok"])}
-    assert decision.to_dict(include_claims=True)["claims"]["ent"] == ["student"]
+    assert decision.to_dict(include_claims=True)["claims"]["ent"] == ["stu"]
 
 
 def test_deny_decision_carries_reason_message_and_optional_claims() -> None:
@@ -90,11 +90,24 @@ def test_scene_data_is_added_to_the_body() -> None:
     assert Decision.accept(CLAIMS, {"trip": {"station": "A"}}).to_dict()["trip"] == {"station": "A"}
 
 
+def test_hot_path_constructors_build_the_same_objects() -> None:
+    values = ("cc", "p_1", 1, 61, "abcdefghijkl", ("stu",), "kid1")
+    fast = new_claims(*values)
+    assert fast == CodeClaims(*values) and type(fast) is CodeClaims
+    assert dataclasses.astuple(fast) == values
+    accepted = Decision.accept(fast)
+    assert accepted == Decision("accept", "ok", MESSAGES["ok"], fast, "", {})
+    assert [getattr(accepted, f.name) for f in dataclasses.fields(Decision)] == [
+        "accept", "ok", MESSAGES["ok"], fast, "", {}]
+
+
 def test_decisions_and_claims_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         Decision.accept(CLAIMS).reason = "x"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         CLAIMS.sub = "x"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        new_claims(*dataclasses.astuple(CLAIMS)).sub = "x"  # type: ignore[misc]
 
 
 def test_codes_package_imports_no_web_framework() -> None:

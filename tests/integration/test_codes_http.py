@@ -41,8 +41,9 @@ def _citizen(srv: "Server") -> str:
 def _terminals(srv: "Server", count: int) -> list[str]:
     tokens = []
     for n in range(count):
+        # Hall terminals: at /v1/verify they apply no scene policy, only the core's decision.
         response = srv.request("POST", "/v1/admin/terminals", headers=srv.admin_headers(),
-                               json={"kind": "metro", "site": {"station": f"站{n}"}})
+                               json={"kind": "hall", "site": {"hall": "city", "counter": str(n + 1)}})
         assert response.status_code == 201, response.text
         tokens.append(response.json()["terminal_token"])
     return tokens

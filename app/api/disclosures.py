@@ -1,0 +1,167 @@
+"""Service hall (查证) and citizen app: consent-based disclosure of credentials.
+
+A hall terminal scans a code to request credential types for a purpose; the citizen approves or
+denies in the app; the requesting terminal reads an approved request exactly once.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import marshmallow as ma
+from flask import current_app, jsonify
+from flask_smorest import Blueprint
+
+from app.api.security import current_principal, require
+from app.api.verify import DecisionOut
+from app.auth import Role
+from app.hall.disclosure import DEFAULT_TTL_SECONDS, Disclosure, DisclosureDesk
+from app.runtime import runtime
+
+blp = Blueprint("disclosures", __name__, description="Service halls and citizens: consent-based disclosure")
+
+DESK = "citycode.disclosures"
+TTL_CONFIG = "CITYCODE_DISCLOSURE_TTL_SECONDS"
+
+
+def desk() -> DisclosureDesk:
+    """The process's desk (``app.extensions``); the request lifetime comes from the app config."""
+    found = current_app.extensions.get(DESK)
+    if found is None:
+        found = current_app.extensions[DESK] = DisclosureDesk(
+            runtime(), ttl_seconds=int(current_app.config.get(TTL_CONFIG, DEFAULT_TTL_SECONDS)))
+    return found  # type: ignore[no-any-return]
+
+
+class DisclosureIn(ma.Schema):
+    code = ma.fields.String(required=True)
+    credential_types = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1, max=32)),
+                                      required=True, validate=ma.validate.Length(min=1, max=5))
+    purpose = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+
+
+class PendingDisclosureArgs(ma.Schema):
+    status = ma.fields.String(load_default="pending", validate=ma.validate.OneOf(["pending"]))
+
+
+class DisclosureCreatedOut(ma.Schema):
+    disclosure_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    expires_at = ma.fields.DateTime(required=True)
+
+
+class DisclosureHolderOut(ma.Schema):
+    name = ma.fields.String(required=True)
+    id_number = ma.fields.String(required=True)
+
+
+class DisclosedCredentialOut(ma.Schema):
+    credential_id = ma.fields.String(required=True)
+    type = ma.fields.String(required=True)
+    number = ma.fields.String(required=True)
+    attributes = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    issuer = ma.fields.String(required=True)
+    valid_until = ma.fields.DateTime(allow_none=True)
+    holder = ma.fields.Nested(DisclosureHolderOut, required=True)
+
+
+class DisclosureStateOut(ma.Schema):
+    disclosure_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={
+        "enum": ["pending", "approved", "denied", "expired"]})
+    expires_at = ma.fields.DateTime()
+    credentials = ma.fields.List(ma.fields.Nested(DisclosedCredentialOut))
+
+
+class PendingDisclosureOut(ma.Schema):
+    disclosure_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    terminal_id = ma.fields.String(required=True)
+    where = ma.fields.Dict(required=True)
+    credential_types = ma.fields.List(ma.fields.String(), required=True)
+    purpose = ma.fields.String(required=True)
+    created_at = ma.fields.DateTime(required=True)
+    expires_at = ma.fields.DateTime(required=True)
+
+
+class DisclosureAnswerOut(ma.Schema):
+    disclosure_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+
+
+def _time(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, timezone.utc)
+
+
+def _pending(d: Disclosure) -> dict[str, Any]:
+    return {"disclosure_id": d.id, "status": d.status, "terminal_id": d.terminal_id, "where": d.site,
+            "credential_types": list(d.credential_types), "purpose": d.purpose,
+            "created_at": _time(d.created_at), "expires_at": _time(d.expires_at)}
+
+
+@blp.route("/v1/disclosures", methods=["POST"])
+@require(Role.TERMINAL)
+@blp.arguments(DisclosureIn)
+@blp.response(201, DisclosureCreatedOut)
+@blp.alt_response(200, schema=DecisionOut, description="The code was denied (a normal answer)")
+@blp.alt_response(403, description="Not a service-hall terminal")
+def request_disclosure(body: dict[str, Any]) -> Any:
+    """Scan a citizen's code (consuming it) to ask for credential types, for a stated purpose."""
+    terminal = runtime().terminals.get(current_principal().principal_id)
+    outcome = desk().request(terminal, body["code"], body["credential_types"], body["purpose"])
+    if outcome.disclosure is None:
+        return jsonify(outcome.decision.to_dict())
+    d = outcome.disclosure
+    return {"disclosure_id": d.id, "status": d.status, "expires_at": _time(d.expires_at)}
+
+
+@blp.route("/v1/disclosures/<disclosure_id>", methods=["GET"])
+@require(Role.TERMINAL)
+@blp.response(200, DisclosureStateOut)
+@blp.alt_response(404, description="No such request for this terminal")
+@blp.alt_response(410, description="Already read: an approved request is readable once")
+def read_disclosure(disclosure_id: str) -> dict[str, Any]:
+    """The request's state; once approved, the credentials, readable exactly once."""
+    release = desk().read(current_principal().principal_id, disclosure_id)
+    d = release.disclosure
+    body: dict[str, Any] = {"disclosure_id": d.id, "status": d.status}
+    if d.status == "pending":
+        body["expires_at"] = _time(d.expires_at)
+    if release.credentials is not None:
+        body["credentials"] = release.credentials
+    return body
+
+
+@blp.route("/v1/me/disclosures", methods=["GET"])
+@require(Role.CITIZEN)
+@blp.arguments(PendingDisclosureArgs, location="query")
+@blp.response(200, PendingDisclosureOut(many=True))
+def my_pending(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Disclosure requests waiting for my answer: who asks, for what, why, until when."""
+    return [_pending(d) for d in desk().pending_for(current_principal().principal_id)]
+
+
+def _answer(disclosure_id: str, approve: bool) -> dict[str, Any]:
+    d = desk().answer(current_principal().principal_id, disclosure_id, approve)
+    return {"disclosure_id": d.id, "status": "approved" if approve else "denied"}
+
+
+@blp.route("/v1/me/disclosures/<disclosure_id>/approve", methods=["POST"])
+@require(Role.CITIZEN)
+@blp.response(200, DisclosureAnswerOut)
+@blp.alt_response(404, description="No such request for this citizen")
+@blp.alt_response(409, description="The request is no longer pending")
+def approve(disclosure_id: str) -> dict[str, Any]:
+    """Let the requesting terminal read the requested credentials, once."""
+    return _answer(disclosure_id, True)
+
+
+@blp.route("/v1/me/disclosures/<disclosure_id>/deny", methods=["POST"])
+@require(Role.CITIZEN)
+@blp.response(200, DisclosureAnswerOut)
+@blp.alt_response(404, description="No such request for this citizen")
+@blp.alt_response(409, description="The request is no longer pending")
+def deny(disclosure_id: str) -> dict[str, Any]:
+    """Refuse: the requesting terminal learns only that the request was denied."""
+    return _answer(disclosure_id, False)
+

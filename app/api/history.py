@@ -1,0 +1,82 @@
+"""Citizen app: my history — who scanned or read what of mine, where, when and why (from the audit log)."""
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+
+from app.api.security import current_principal, require
+from app.audit import log as audit
+from app.audit.models import AuditEntry
+from app.auth import Role
+from app.registry import citizens
+from app.runtime import runtime
+
+blp = Blueprint("history", __name__, url_prefix="/v1/me", description="Citizen app: history")
+
+_SCENE_FIELDS = ("direction", "fare", "trip", "admission", "service", "ticket")
+
+
+class HistoryArgs(ma.Schema):
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    before = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1),
+                               metadata={"description": "only entries older than this seq"})
+
+
+class HistoryEntryOut(ma.Schema):
+    seq = ma.fields.Integer(required=True)
+    at = ma.fields.DateTime(required=True)
+    action = ma.fields.String(required=True, metadata={"enum": [
+        "scan", "disclosure_requested", "disclosure_approved", "disclosure_denied",
+        "disclosure_read", "disclosure_expired"]})
+    actor = ma.fields.String(required=True)
+    where = ma.fields.Dict(required=True)
+    terminal_id = ma.fields.String()
+    decision = ma.fields.String()
+    reason = ma.fields.String()
+    purpose = ma.fields.String()
+    credential_types = ma.fields.List(ma.fields.String())
+    disclosed_types = ma.fields.List(ma.fields.String())
+    disclosure_id = ma.fields.String()
+    direction = ma.fields.String()
+    fare = ma.fields.Dict()
+    trip = ma.fields.Dict()
+    admission = ma.fields.Dict()
+    service = ma.fields.String()
+    ticket = ma.fields.Raw()
+
+
+class HistoryOut(ma.Schema):
+    entries = ma.fields.List(ma.fields.Nested(HistoryEntryOut), required=True)
+    next_before = ma.fields.Integer(allow_none=True, required=True,
+                                    metadata={"description": "pass as ?before= for older entries"})
+
+
+def _entry(entry: AuditEntry) -> dict[str, Any]:
+    details = entry.details or {}
+    terminal_id = entry.actor_id if entry.actor_kind == "terminal" else details.get("terminal_id")
+    disclosed = details.get("disclosed")
+    out: dict[str, Any] = {
+        "seq": entry.seq, "at": audit.utc(entry.at), "action": entry.action, "actor": entry.actor_kind,
+        "where": entry.site or {}, "terminal_id": terminal_id, "decision": details.get("decision"),
+        "reason": entry.reason, "purpose": entry.purpose,
+        "credential_types": details.get("credential_types"),
+        "disclosed_types": [d["type"] for d in disclosed] if disclosed is not None else None,
+        "disclosure_id": details.get("disclosure_id"),
+        **{name: details.get(name) for name in _SCENE_FIELDS}}
+    return {key: value for key, value in out.items() if value is not None}
+
+
+@blp.route("/history", methods=["GET"])
+@require(Role.CITIZEN)
+@blp.arguments(HistoryArgs, location="query")
+@blp.response(200, HistoryOut)
+def history(args: dict[str, Any]) -> dict[str, Any]:
+    """Scans of my codes and disclosures of my credentials, newest first."""
+    with runtime().db.session() as session:
+        subject = citizens.get(session, current_principal().principal_id).pseudonym
+        entries = audit.entries_for(session, subject, limit=args["limit"], before=args["before"])
+        shown = [_entry(e) for e in entries]
+    full = len(entries) == args["limit"]
+    return {"entries": shown, "next_before": entries[-1].seq if full and entries else None}

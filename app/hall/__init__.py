@@ -1,0 +1,123 @@
+"""Service halls (取号): the kiosk scan that takes a queue number, and the counters' calls.
+
+``HallDesk`` is what the HTTP views call. Its rules:
+
+- Only a ``hall`` terminal of *that* hall may take numbers or call (else ``PermissionDenied``,
+  403); an unknown hall is ``NotFound`` (404), an unknown service ``InvalidInput`` (422). These
+  are request errors, checked before the code is looked at, so they spend no code.
+- A kiosk scan is a scan: bad, expired or replayed codes are a normal ``deny`` decision, and the
+  audit observers (``rt.scans.observe``) see every scan, accept or deny. An accept carries
+  ``hall``, ``service``, ``ticket``, ``ahead``, ``issued_at`` and ``existing`` as decision data.
+- One waiting ticket per citizen, hall, service and day: scanning again while still waiting hands
+  back the same ticket (``existing: true``, ``ahead`` as it is now) and still spends the new code.
+  Once called or skipped, a new scan takes a new number.
+- Halls fail closed: if Redis cannot answer, the scan is denied ``degraded`` and no number is
+  given. Counter actions and the board answer 503 (``Unavailable``) instead — they are not scans.
+- A counter terminal acts only for its own counter; a hall terminal without a counter (a floor
+  manager's console) may act for any counter of its hall.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+from app.city import CITY_TZ
+from app.codes.decision import Decision
+from app.codes.errors import CodeError, Degraded
+from app.errors import NotFound, PermissionDenied, Unavailable
+from app.hall.config import Hall, HallDirectory, directory
+from app.hall.queue import Board, Call, HallQueue
+
+if TYPE_CHECKING:
+    from app.registry.terminals import TerminalInfo
+    from app.runtime import Runtime
+
+__all__ = ["HallDesk", "directory"]
+
+T = TypeVar("T")
+
+
+class HallDesk:
+    """Kiosk scans and counter actions for every hall, over one runtime's Redis."""
+
+    def __init__(self, rt: "Runtime", halls: HallDirectory | None = None) -> None:
+        self.rt = rt
+        self.halls = directory() if halls is None else halls
+        self.queue = HallQueue(rt.redis, leeway=rt.settings.clock_leeway_seconds)
+
+    def serves(self, rt: "Runtime") -> bool:
+        """Still wired to ``rt``'s current Redis client (tests and reconnects swap it)."""
+        return self.rt is rt and self.queue.client is rt.redis
+
+    def take_number(self, terminal: "TerminalInfo", hall_id: str, service_id: str, code: str) -> Decision:
+        """A kiosk scan: check the code, then claim it and take (or hand back) a number."""
+        hall = self._hall_for(terminal, hall_id)
+        service = hall.service(service_id)
+        scans = self.rt.scans
+        ctx = scans.context(terminal.id, terminal.kind, terminal.site)
+        decision = self.rt.verifier.check(code)
+        if decision.accepted and decision.claims is not None:
+            try:
+                ticket = self.queue.take(hall, service, decision.claims, ctx.now)
+            except CodeError as error:  # Replayed, or Degraded when Redis cannot answer
+                decision = Decision.from_error(error, decision.claims)
+            else:
+                issued = datetime.fromtimestamp(ticket.issued_at, CITY_TZ).isoformat(timespec="seconds")
+                decision = decision.with_data(hall=hall.hall, service=service.service,
+                                              ticket=ticket.ticket, ahead=ticket.ahead,
+                                              issued_at=issued, existing=ticket.existing)
+        scans.observe(ctx, decision)
+        return decision
+
+    def call(self, terminal: "TerminalInfo", hall_id: str, counter: str, service_id: str | None) -> Call:
+        """Call the next ticket to ``counter``: for ``service_id`` if given, else the oldest
+        waiting across the services the counter serves. ``NotFound`` when nobody waits."""
+        hall = self._hall_for(terminal, hall_id, counter)
+        services = (hall.service(service_id),) if service_id else hall.services_for(counter)
+        called = self._redis(lambda: self.queue.call(hall, counter, services, self._now()))
+        if called is None:
+            raise NotFound("Nobody is waiting.")
+        return called
+
+    def skip(self, terminal: "TerminalInfo", hall_id: str, counter: str) -> Call:
+        """Mark the counter's current call a no-show and clear it."""
+        hall = self._hall_for(terminal, hall_id, counter)
+        ticket = self._redis(lambda: self.queue.skip(hall, counter, self._now()))
+        if ticket is None:
+            raise NotFound("This counter is not calling anyone.")
+        return Call(ticket, counter, hall.service_of(ticket))
+
+    def recall(self, terminal: "TerminalInfo", hall_id: str, counter: str) -> Call:
+        """The counter's current call, to announce again."""
+        hall = self._hall_for(terminal, hall_id, counter)
+        ticket = self._redis(lambda: self.queue.current(hall, counter, self._now()))
+        if ticket is None:
+            raise NotFound("This counter is not calling anyone.")
+        return Call(ticket, counter, hall.service_of(ticket))
+
+    def board(self, hall_id: str) -> Board:
+        hall = self.halls.get(hall_id)
+        return self._redis(lambda: self.queue.board(hall, self._now()))
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _hall_for(self, terminal: "TerminalInfo", hall_id: str, counter: str | None = None) -> Hall:
+        if terminal.kind != "hall":
+            raise PermissionDenied("Only hall terminals may do this.")
+        hall = self.halls.get(hall_id)
+        if terminal.site.get("hall") != hall.hall:
+            raise PermissionDenied("This terminal belongs to another hall.")
+        own = terminal.site.get("counter")
+        if counter is not None and own and own != counter:
+            raise PermissionDenied("A counter terminal acts only for its own counter.")
+        return hall
+
+    def _now(self) -> float:
+        return self.rt.scans.clock()
+
+    @staticmethod
+    def _redis(action: Callable[[], T]) -> T:
+        """Counter actions and the board are not scans: a Redis failure is a 503 problem."""
+        try:
+            return action()
+        except Degraded:
+            raise Unavailable("Hall queues are unavailable right now.") from None
