@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -75,6 +76,27 @@ def authenticate(session: Session, token: str, env_admin_token: str | None) -> P
     if row.role == Role.ADMIN.value and env_admin_token is not None:
         return None  # the environment's admin token replaces any generated one
     return Principal(Role(row.role), row.principal_id)
+
+
+class PrincipalCache:
+    """Remembers recently authenticated tokens (by hash) for ``ttl`` seconds, so a gate's
+    every scan does not cost a database query. A revoked token keeps working for at most ``ttl``."""
+
+    def __init__(self, ttl: float = 10.0, max_entries: int = 50_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Principal]] = {}
+
+    def get(self, token: str) -> Principal | None:
+        hit = self._entries.get(token_hash(token))
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, token: str, principal: Principal) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[token_hash(token)] = (time.monotonic() + self.ttl, principal)
 
 
 def ensure_admin_token(session: Session, token_file: Path) -> str | None:

@@ -1,4 +1,5 @@
-"""The ``citycode`` command: serve the API, manage signing keys, migrate the database."""
+"""The ``citycode`` command: serve the API, manage signing keys, migrate the database, check the
+audit log."""
 from __future__ import annotations
 
 import json
@@ -80,7 +81,10 @@ def keys_rotate(algorithm: str | None) -> None:
 @keys.command("revoke")
 @click.argument("kid")
 def keys_revoke(kid: str) -> None:
-    """Withdraw a retired or next key from the JWKS now (a leaked key); the current key: rotate first."""
+    """Withdraw a retired or next key from the JWKS now (a leaked key); the current key: rotate first.
+
+    A kid may start with "-": write `citycode keys revoke -- KID`.
+    """
     store = _keystore(_settings())
     try:
         store.revoke(kid)
@@ -122,3 +126,30 @@ def db_upgrade() -> None:
     settings = _settings()
     database.migrate(settings.resolved_database_url)
     click.echo("database is at the newest migration")
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the whole chain; exit 1 at the first entry that was edited, removed or reordered."""
+    from sqlalchemy import func, select
+
+    from app.audit.log import verify_chain
+    from app.audit.models import AuditEntry
+    from app.db import Database
+
+    database = Database(_settings().resolved_database_url)
+    try:
+        with database.session() as session:
+            intact, broken_at = verify_chain(session)
+            entries = session.scalar(select(func.count()).select_from(AuditEntry))
+    finally:
+        database.dispose()
+    if not intact:
+        click.echo(f"audit log broken at seq {broken_at}")
+        sys.exit(1)
+    click.echo(f"audit log ok ({entries} entries)")

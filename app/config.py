@@ -8,6 +8,7 @@ from typing import Mapping
 
 DEFAULT_CODE_TTL_SECONDS = 60
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_DISCLOSURE_TTL_SECONDS = 300
 
 
 class ConfigError(ValueError):
@@ -44,6 +45,7 @@ class Settings:
     key_algorithm: str = "ES256"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     clock_leeway_seconds: int = 5
+    disclosure_ttl_seconds: int = DEFAULT_DISCLOSURE_TTL_SECONDS  # how long a request waits for an answer
     log_level: str = "INFO"
 
     @classmethod
@@ -64,6 +66,8 @@ class Settings:
             key_algorithm=algorithm,
             max_body_bytes=_int(env, "CITYCODE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 16 * 2**20),
             clock_leeway_seconds=_int(env, "CITYCODE_CLOCK_LEEWAY_SECONDS", 5, 0, 120),
+            disclosure_ttl_seconds=_int(env, "CITYCODE_DISCLOSURE_TTL_SECONDS",
+                                        DEFAULT_DISCLOSURE_TTL_SECONDS, 30, 3600),
             log_level=(env.get("CITYCODE_LOG_LEVEL") or "INFO").upper(),
         )
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import redis
 from flask import Flask, current_app
 
+from app.auth import PrincipalCache
 from app.config import Settings
 from app.db import Database
 from app.registry.pii import PiiVault
@@ -17,6 +18,8 @@ from app.store.redis import connect
 EXTENSION = "citycode"
 
 if TYPE_CHECKING:
+    from app.hall import HallDesk
+    from app.hall.disclosure import DisclosureDesk
     from app.registry.terminals import TerminalDirectory
     from app.scenes.service import ScanService
     from app.verification.online import OnlineVerifier
@@ -56,10 +59,29 @@ class Runtime:
         return ScanService(self)
 
     @cached_property
+    def principals(self) -> PrincipalCache:
+        """Recently authenticated bearer tokens (10 s), so a scan costs no token query."""
+        return PrincipalCache()
+
+    @cached_property
     def terminals(self) -> "TerminalDirectory":
         from app.registry.terminals import TerminalDirectory
 
         return TerminalDirectory(self.db)
+
+    @cached_property
+    def halls(self) -> "HallDesk":
+        """Kiosk scans and counter actions for every hall, over this runtime's Redis."""
+        from app.hall import HallDesk
+
+        return HallDesk(self)
+
+    @cached_property
+    def disclosures(self) -> "DisclosureDesk":
+        """Consent-based disclosure requests, living ``settings.disclosure_ttl_seconds``."""
+        from app.hall.disclosure import DisclosureDesk
+
+        return DisclosureDesk(self, ttl_seconds=self.settings.disclosure_ttl_seconds)
 
     def trust_changed(self) -> None:
         """Call after committing a revocation-feed entry: workers re-read the feed at once."""

@@ -162,7 +162,7 @@ def test_revoke_removes_a_retired_key_at_once(run: Any) -> None:
     run("generate")
     run("rotate")
     retired = next(e["kid"] for e in _listed(run) if e["state"] == "retired")
-    result = run("revoke", retired)
+    result = run("revoke", "--", retired)  # "--": a kid may start with "-"
     assert result.exit_code == 0, result.output
     assert f"revoked {retired}" in result.stdout
     assert retired not in {r["kid"] for r in _rows(result.stdout)}
@@ -172,7 +172,7 @@ def test_revoke_removes_a_retired_key_at_once(run: Any) -> None:
 def test_revoke_of_the_current_key_fails_clearly(run: Any) -> None:
     run("generate")
     current = next(e["kid"] for e in _listed(run) if e["state"] == "current")
-    result = run("revoke", current)
+    result = run("revoke", "--", current)
     assert result.exit_code == 1
     assert "rotate first" in result.stderr
     assert current in {e["kid"] for e in _listed(run)}

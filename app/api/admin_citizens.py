@@ -7,7 +7,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 
 from app.api.schemas import ReasonIn
-from app.api.security import require
+from app.api.security import current_principal, require
 from app.auth import Role
 from app.registry import citizens
 from app.runtime import runtime
@@ -40,14 +40,15 @@ def enrol(body: dict[str, Any]) -> dict[str, Any]:
     """Enrol a citizen; personal data is encrypted at rest and never appears in codes."""
     rt = runtime()
     with rt.db.session() as session:
-        done = citizens.enrol(session, rt.vault, body["name"], body["id_number"], body["phone"])
+        done = citizens.enrol(session, rt.vault, body["name"], body["id_number"], body["phone"],
+                              admin_id=current_principal().principal_id)
     return {"citizen_id": done.citizen_id, "app_token": done.app_token}
 
 
 def _set_status(citizen_id: str, status: str, reason: str | None) -> dict[str, Any]:
     rt = runtime()
     with rt.db.session() as session:
-        citizens.set_status(session, citizen_id, status, reason)
+        citizens.set_status(session, citizen_id, status, reason, admin_id=current_principal().principal_id)
     rt.trust_changed()
     return {"citizen_id": citizen_id, "status": status}
 

@@ -6,7 +6,8 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from app.api.security import require
+from app.api.security import current_principal, require
+from app.audit import log as audit
 from app.auth import Role
 from app.runtime import runtime
 
@@ -24,7 +25,12 @@ class RotationSchema(ma.Schema):
 def rotate() -> dict[str, Any]:
     """Promote the next key to current, retire the current one (still published), publish a new next."""
     rt = runtime()
-    rt.keystore.rotate()
-    rt.keys.invalidate()
-    ring = rt.keys.get()
-    return {"current_kid": ring.current_kid, "published_kids": ring.published_kids}
+    with rt.db.session() as session:
+        # The key files are not in the transaction: rotate first, so the entry names the new keys.
+        rt.keystore.rotate()
+        rt.keys.invalidate()
+        ring = rt.keys.get()
+        rotated = {"current_kid": ring.current_kid, "published_kids": ring.published_kids}
+        audit.append(session, actor_kind="admin", actor_id=current_principal().principal_id,
+                     action="keys_rotated", details=rotated)
+    return rotated

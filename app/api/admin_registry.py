@@ -6,7 +6,7 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Blueprint
 
-from app.api.security import require
+from app.api.security import current_principal, require
 from app.auth import Role
 from app.registry import enrolment
 from app.runtime import runtime
@@ -48,7 +48,8 @@ class TerminalOut(ma.Schema):
 def create_issuer(body: dict[str, Any]) -> dict[str, Any]:
     """Register an issuing bureau with the credential types it may issue."""
     with runtime().db.session() as session:
-        issuer = enrolment.register_issuer(session, body["name"], body["credential_types"])
+        issuer = enrolment.register_issuer(session, body["name"], body["credential_types"],
+                                           admin_id=current_principal().principal_id)
     return {"issuer_id": issuer.id, "issuer_token": issuer.token}
 
 
@@ -59,6 +60,7 @@ def create_issuer(body: dict[str, Any]) -> dict[str, Any]:
 def create_terminal(body: dict[str, Any]) -> dict[str, Any]:
     """Register a reader at a site: bus {line, vehicle}, metro {station}, scenic {spot}, hall {hall, counter?}."""
     with runtime().db.session() as session:
-        terminal = enrolment.register_terminal(session, body["kind"], body["site"], site_problems)
+        terminal = enrolment.register_terminal(session, body["kind"], body["site"], site_problems,
+                                               admin_id=current_principal().principal_id)
     return {"terminal_id": terminal.id, "terminal_token": terminal.token, "kind": body["kind"],
             "site": body["site"]}

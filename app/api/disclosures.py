@@ -9,28 +9,16 @@ from datetime import datetime, timezone
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app, jsonify
+from flask import jsonify
 from flask_smorest import Blueprint
 
+from app.api.schemas import DecisionOut
 from app.api.security import current_principal, require
-from app.api.verify import DecisionOut
 from app.auth import Role
-from app.hall.disclosure import DEFAULT_TTL_SECONDS, Disclosure, DisclosureDesk
+from app.hall.disclosure_store import Disclosure
 from app.runtime import runtime
 
 blp = Blueprint("disclosures", __name__, description="Service halls and citizens: consent-based disclosure")
-
-DESK = "citycode.disclosures"
-TTL_CONFIG = "CITYCODE_DISCLOSURE_TTL_SECONDS"
-
-
-def desk() -> DisclosureDesk:
-    """The process's desk (``app.extensions``); the request lifetime comes from the app config."""
-    found = current_app.extensions.get(DESK)
-    if found is None:
-        found = current_app.extensions[DESK] = DisclosureDesk(
-            runtime(), ttl_seconds=int(current_app.config.get(TTL_CONFIG, DEFAULT_TTL_SECONDS)))
-    return found  # type: ignore[no-any-return]
 
 
 class DisclosureIn(ma.Schema):
@@ -107,8 +95,9 @@ def _pending(d: Disclosure) -> dict[str, Any]:
 @blp.alt_response(403, description="Not a service-hall terminal")
 def request_disclosure(body: dict[str, Any]) -> Any:
     """Scan a citizen's code (consuming it) to ask for credential types, for a stated purpose."""
-    terminal = runtime().terminals.get(current_principal().principal_id)
-    outcome = desk().request(terminal, body["code"], body["credential_types"], body["purpose"])
+    rt = runtime()
+    terminal = rt.terminals.get(current_principal().principal_id)
+    outcome = rt.disclosures.request(terminal, body["code"], body["credential_types"], body["purpose"])
     if outcome.disclosure is None:
         return jsonify(outcome.decision.to_dict())
     d = outcome.disclosure
@@ -122,7 +111,7 @@ def request_disclosure(body: dict[str, Any]) -> Any:
 @blp.alt_response(410, description="Already read: an approved request is readable once")
 def read_disclosure(disclosure_id: str) -> dict[str, Any]:
     """The request's state; once approved, the credentials, readable exactly once."""
-    release = desk().read(current_principal().principal_id, disclosure_id)
+    release = runtime().disclosures.read(current_principal().principal_id, disclosure_id)
     d = release.disclosure
     body: dict[str, Any] = {"disclosure_id": d.id, "status": d.status}
     if d.status == "pending":
@@ -138,11 +127,11 @@ def read_disclosure(disclosure_id: str) -> dict[str, Any]:
 @blp.response(200, PendingDisclosureOut(many=True))
 def my_pending(args: dict[str, Any]) -> list[dict[str, Any]]:
     """Disclosure requests waiting for my answer: who asks, for what, why, until when."""
-    return [_pending(d) for d in desk().pending_for(current_principal().principal_id)]
+    return [_pending(d) for d in runtime().disclosures.pending_for(current_principal().principal_id)]
 
 
 def _answer(disclosure_id: str, approve: bool) -> dict[str, Any]:
-    d = desk().answer(current_principal().principal_id, disclosure_id, approve)
+    d = runtime().disclosures.answer(current_principal().principal_id, disclosure_id, approve)
     return {"disclosure_id": d.id, "status": "approved" if approve else "denied"}
 
 

@@ -11,19 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import current_app
 from flask_smorest import Blueprint
 
 from app.api.security import current_principal, require
 from app.api.schemas import short
 from app.auth import Role
-from app.hall import HallDesk, directory
+from app.hall import directory
 from app.registry.terminals import TerminalInfo
 from app.runtime import runtime
 
 blp = Blueprint("halls", __name__, url_prefix="/v1/halls", description="Service halls: queue numbers")
-
-_DESK = "citycode.hall_desk"
 
 
 # Schema names carry "Hall": OpenAPI component names are global across blueprints.
@@ -86,14 +83,6 @@ class HallOut(ma.Schema):
     counters = ma.fields.List(ma.fields.Nested(HallCounterOut), required=True)
 
 
-def _desk() -> HallDesk:
-    rt = runtime()
-    desk: HallDesk | None = current_app.extensions.get(_DESK)
-    if desk is None or not desk.serves(rt):
-        desk = current_app.extensions[_DESK] = HallDesk(rt)
-    return desk
-
-
 def _terminal() -> TerminalInfo:
     return runtime().terminals.get(current_principal().principal_id)
 
@@ -114,7 +103,7 @@ def list_halls() -> list[dict[str, Any]]:
 @blp.alt_response(200, schema=HallTicketOut, description="The code was denied: no ticket.")
 def take_ticket(body: dict[str, Any], hall: str) -> tuple[dict[str, Any], int]:
     """Kiosk scan: take a number for `service` (the same one again if already waiting)."""
-    decision = _desk().take_number(_terminal(), hall, body["service"], body["code"])
+    decision = runtime().halls.take_number(_terminal(), hall, body["service"], body["code"])
     return decision.to_dict(), 201 if decision.accepted else 200
 
 
@@ -124,7 +113,7 @@ def take_ticket(body: dict[str, Any], hall: str) -> tuple[dict[str, Any], int]:
 @blp.response(200, HallCallOut)
 def call_next(body: dict[str, Any], hall: str) -> Any:
     """Call the next number to a counter; 404 when nobody waits."""
-    return _desk().call(_terminal(), hall, body["counter"], body["service"])
+    return runtime().halls.call(_terminal(), hall, body["counter"], body["service"])
 
 
 @blp.route("/<hall>/skip", methods=["POST"])
@@ -133,7 +122,7 @@ def call_next(body: dict[str, Any], hall: str) -> Any:
 @blp.response(200, HallCallOut)
 def skip(body: dict[str, Any], hall: str) -> Any:
     """The counter's current number did not come: mark it skipped and clear the call."""
-    return _desk().skip(_terminal(), hall, body["counter"])
+    return runtime().halls.skip(_terminal(), hall, body["counter"])
 
 
 @blp.route("/<hall>/recall", methods=["POST"])
@@ -142,11 +131,11 @@ def skip(body: dict[str, Any], hall: str) -> Any:
 @blp.response(200, HallCallOut)
 def recall(body: dict[str, Any], hall: str) -> Any:
     """Announce the counter's current number again."""
-    return _desk().recall(_terminal(), hall, body["counter"])
+    return runtime().halls.recall(_terminal(), hall, body["counter"])
 
 
 @blp.route("/<hall>/board", methods=["GET"])
 @blp.response(200, HallBoardOut)
 def board(hall: str) -> Any:
     """The display board: current call per counter and how many wait per service."""
-    return _desk().board(hall)
+    return runtime().halls.board(hall)

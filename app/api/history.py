@@ -1,4 +1,5 @@
-"""Citizen app: my history — who scanned or read what of mine, where, when and why (from the audit log)."""
+"""Citizen app: my history — who scanned or read what of mine, where, when and why, and what the
+admin and issuers did about me (from the audit log)."""
 from __future__ import annotations
 
 from typing import Any
@@ -29,7 +30,8 @@ class HistoryEntryOut(ma.Schema):
     at = ma.fields.DateTime(required=True)
     action = ma.fields.String(required=True, metadata={"enum": [
         "scan", "disclosure_requested", "disclosure_approved", "disclosure_denied",
-        "disclosure_read", "disclosure_expired"]})
+        "disclosure_read", "disclosure_expired", "citizen_enrolled", "citizen_suspended",
+        "citizen_restored", "credential_issued", "credential_revoked"]})
     actor = ma.fields.String(required=True)
     where = ma.fields.Dict(required=True)
     terminal_id = ma.fields.String()
@@ -39,6 +41,7 @@ class HistoryEntryOut(ma.Schema):
     credential_types = ma.fields.List(ma.fields.String())
     disclosed_types = ma.fields.List(ma.fields.String())
     disclosure_id = ma.fields.String()
+    credential_id = ma.fields.String()
     direction = ma.fields.String()
     fare = ma.fields.Dict()
     trip = ma.fields.Dict()
@@ -63,7 +66,7 @@ def _entry(entry: AuditEntry) -> dict[str, Any]:
         "reason": entry.reason, "purpose": entry.purpose,
         "credential_types": details.get("credential_types"),
         "disclosed_types": [d["type"] for d in disclosed] if disclosed is not None else None,
-        "disclosure_id": details.get("disclosure_id"),
+        "disclosure_id": details.get("disclosure_id"), "credential_id": details.get("credential_id"),
         **{name: details.get(name) for name in _SCENE_FIELDS}}
     return {key: value for key, value in out.items() if value is not None}
 
@@ -73,7 +76,8 @@ def _entry(entry: AuditEntry) -> dict[str, Any]:
 @blp.arguments(HistoryArgs, location="query")
 @blp.response(200, HistoryOut)
 def history(args: dict[str, Any]) -> dict[str, Any]:
-    """Scans of my codes and disclosures of my credentials, newest first."""
+    """Scans of my codes, disclosures of my credentials, my credentials issued and revoked, my
+    enrolment, suspension and restoration; newest first."""
     with runtime().db.session() as session:
         subject = citizens.get(session, current_principal().principal_id).pseudonym
         entries = audit.entries_for(session, subject, limit=args["limit"], before=args["before"])

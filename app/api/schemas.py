@@ -12,3 +12,19 @@ class ReasonIn(ma.Schema):
 
 class StatusOut(ma.Schema):
     status = ma.fields.String(required=True)
+
+
+class MessageOut(ma.Schema):
+    zh = ma.fields.String(required=True)
+    en = ma.fields.String(required=True)
+
+
+class DecisionOut(ma.Schema):
+    """A scan's answer: accept or deny with a stable reason; a deny is a normal 200 answer."""
+
+    decision = ma.fields.String(required=True, metadata={"enum": ["accept", "deny"]})
+    reason = ma.fields.String(required=True)
+    message = ma.fields.Nested(MessageOut, required=True)
+    fare = ma.fields.Dict()
+    trip = ma.fields.Dict()
+    admission = ma.fields.Dict()

@@ -38,8 +38,12 @@ def require(*roles: Role) -> Callable[[F], F]:
             if token is None:
                 return problem(401, "Unauthorized", "A bearer token is required.", headers=_CHALLENGE)
             rt = runtime()
-            with rt.db.session() as session:
-                principal = authenticate(session, token, rt.settings.admin_token)
+            principal = rt.principals.get(token)
+            if principal is None:
+                with rt.db.session() as session:
+                    principal = authenticate(session, token, rt.settings.admin_token)
+                if principal is not None:
+                    rt.principals.put(token, principal)
             if principal is None:
                 return problem(401, "Unauthorized", "The bearer token is not valid.", headers=_CHALLENGE)
             g.principal = principal

@@ -6,6 +6,7 @@ from typing import Any
 import marshmallow as ma
 from flask_smorest import Blueprint
 
+from app.api.schemas import DecisionOut
 from app.api.security import current_principal, require
 from app.auth import Role
 from app.runtime import runtime
@@ -18,20 +19,6 @@ class VerifyIn(ma.Schema):
     # limit (413) already bounds what is parsed.
     code = ma.fields.String(required=True)
     direction = ma.fields.String(validate=ma.validate.OneOf(["entry", "exit"]), load_default=None)
-
-
-class MessageOut(ma.Schema):
-    zh = ma.fields.String(required=True)
-    en = ma.fields.String(required=True)
-
-
-class DecisionOut(ma.Schema):
-    decision = ma.fields.String(required=True, metadata={"enum": ["accept", "deny"]})
-    reason = ma.fields.String(required=True)
-    message = ma.fields.Nested(MessageOut, required=True)
-    fare = ma.fields.Dict()
-    trip = ma.fields.Dict()
-    admission = ma.fields.Dict()
 
 
 @blp.route("/verify", methods=["POST"])

@@ -45,10 +45,6 @@ class HallDesk:
         self.halls = directory() if halls is None else halls
         self.queue = HallQueue(rt.redis, leeway=rt.settings.clock_leeway_seconds)
 
-    def serves(self, rt: "Runtime") -> bool:
-        """Still wired to ``rt``'s current Redis client (tests and reconnects swap it)."""
-        return self.rt is rt and self.queue.client is rt.redis
-
     def take_number(self, terminal: "TerminalInfo", hall_id: str, service_id: str, code: str) -> Decision:
         """A kiosk scan: check the code, then claim it and take (or hand back) a number."""
         hall = self._hall_for(terminal, hall_id)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.audit import log as audit
 from app.auth import Role, issue_token
 from app.db.models import Citizen
 from app.errors import Conflict, InvalidInput, NotFound
@@ -29,8 +30,10 @@ def _context(citizen_id: str, column: str) -> str:
     return f"citizens/{citizen_id}/{column}"
 
 
-def enrol(session: Session, vault: PiiVault, name: str, id_number: str, phone: str | None) -> Enrolment:
-    """Enrol a real-name-verified citizen; 409 when the ID number is already enrolled."""
+def enrol(session: Session, vault: PiiVault, name: str, id_number: str, phone: str | None, *,
+          admin_id: str) -> Enrolment:
+    """Enrol a real-name-verified citizen, audited as ``admin_id``'s act (by pseudonym and id,
+    never the personal data); 409 when the ID number is already enrolled."""
     id_number = resident_id.normalise(id_number)
     problems = resident_id.problems(id_number)
     if problems:
@@ -54,6 +57,8 @@ def enrol(session: Session, vault: PiiVault, name: str, id_number: str, phone: s
         session.flush()
     except IntegrityError:  # a concurrent enrolment of the same number won the race
         raise Conflict("This ID number is already enrolled.") from None
+    audit.append(session, actor_kind="admin", actor_id=admin_id, action="citizen_enrolled",
+                 subject=citizen.pseudonym, details={"citizen_id": citizen_id})
     return Enrolment(citizen_id, issue_token(session, Role.CITIZEN, citizen_id))
 
 
@@ -64,14 +69,18 @@ def get(session: Session, citizen_id: str) -> Citizen:
     return citizen
 
 
-def set_status(session: Session, citizen_id: str, status: str, reason: str | None) -> Citizen:
-    """Suspend or restore; the change enters the revocation feed so readers follow it."""
+def set_status(session: Session, citizen_id: str, status: str, reason: str | None, *,
+               admin_id: str) -> Citizen:
+    """Suspend or restore; a change enters the revocation feed, so readers follow it, and the
+    audit log as ``admin_id``'s act (the free-text reason stays in the citizens table)."""
     citizen = get(session, citizen_id)
     if citizen.status != status:
         citizen.status = status
         citizen.status_reason = reason
         kind = "citizen_suspended" if status == SUSPENDED else "citizen_restored"
         revocations.record(session, kind, citizen.pseudonym)
+        audit.append(session, actor_kind="admin", actor_id=admin_id, action=kind,
+                     subject=citizen.pseudonym, details={"citizen_id": citizen_id})
     return citizen
 
 

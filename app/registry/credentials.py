@@ -4,14 +4,15 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import date, datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.audit import log as audit
 from app.db.models import Citizen, Credential, Issuer
 from app.errors import InvalidInput, NotFound, PermissionDenied
-from app.registry import entitlements, revocations
+from app.registry import citizens, entitlements, revocations
 from app.registry.credential_types import CREDENTIAL_TYPES
 from app.registry.pii import PiiVault
 
@@ -50,7 +51,8 @@ def check_attributes(credential_type: str, attributes: Mapping[str, Any]) -> dic
 def issue(session: Session, vault: PiiVault, issuer_id: str, *, citizen_id: str, credential_type: str,
           number: str, attributes: Mapping[str, Any], valid_from: datetime | None,
           valid_until: datetime | None) -> Credential:
-    """Link a credential to a citizen; only types the issuer is registered for."""
+    """Link a credential to a citizen, audited as the issuer's act; only types the issuer is
+    registered for."""
     issuer = session.get(Issuer, issuer_id)
     if issuer is None:
         raise PermissionDenied("Unknown issuer.")
@@ -58,7 +60,8 @@ def issue(session: Session, vault: PiiVault, issuer_id: str, *, citizen_id: str,
         raise InvalidInput("Unknown credential type.", {"type": [f"unknown type: {credential_type}"]})
     if credential_type not in issuer.credential_types:
         raise PermissionDenied(f"This issuer may not issue {credential_type}.")
-    if session.get(Citizen, citizen_id) is None:
+    citizen = session.get(Citizen, citizen_id)
+    if citizen is None:
         raise InvalidInput("No such citizen.", {"citizen_id": ["no citizen with this id"]})
     if valid_from and valid_until and valid_until <= valid_from:
         raise InvalidInput("Validity window is empty.", {"valid_until": ["must be after valid_from"]})
@@ -69,11 +72,13 @@ def issue(session: Session, vault: PiiVault, issuer_id: str, *, citizen_id: str,
         attributes=check_attributes(credential_type, attributes), valid_from=valid_from,
         valid_until=valid_until, status=ACTIVE, created_at=datetime.now(timezone.utc))
     session.add(credential)
+    _audit(session, "credential_issued", credential, citizen)
     return credential
 
 
 def revoke(session: Session, issuer_id: str, credential_id: str, reason: str | None) -> Credential:
-    """Revoke; if that takes an entitlement away, it enters the feed at once."""
+    """Revoke, audited as the issuer's act; if that takes an entitlement away, it enters the feed
+    at once."""
     credential = session.get(Credential, credential_id)
     if credential is None or credential.issuer_id != issuer_id:
         raise NotFound("No such credential for this issuer.")  # no hint that another issuer has it
@@ -89,7 +94,15 @@ def revoke(session: Session, issuer_id: str, credential_id: str, reason: str | N
     now = int(time.time())
     for lost in sorted(before - set(current_entitlements(session, citizen.id))):
         revocations.record(session, "entitlement_revoked", f"{citizen.pseudonym}/{lost}", now)
+    _audit(session, "credential_revoked", credential, citizen)
     return credential
+
+
+def _audit(session: Session, action: str, credential: Credential, citizen: Citizen) -> None:
+    """By credential id and type only: never the number or the free-text reason."""
+    audit.append(session, actor_kind="issuer", actor_id=credential.issuer_id, action=action,
+                 subject=citizen.pseudonym,
+                 details={"credential_id": credential.id, "credential_types": [credential.type]})
 
 
 def _is_valid(credential: Credential, now: datetime) -> bool:
@@ -122,6 +135,24 @@ def for_citizen(session: Session, citizen_id: str) -> list[tuple[Credential, str
 
 def reveal_number(vault: PiiVault, credential: Credential) -> str:
     return vault.decrypt(credential.number_enc, _context(credential.id))
+
+
+def disclose(session: Session, vault: PiiVault, pseudonym: str, credential_types: Sequence[str],
+             now: datetime) -> list[dict[str, Any]]:
+    """In clear, for an approved and audited disclosure only: the citizen's credentials of
+    ``credential_types`` (in that order) still valid at ``now``, each with the holder's name and
+    ID number."""
+    citizen = session.scalars(select(Citizen).where(Citizen.pseudonym == pseudonym)).one_or_none()
+    if citizen is None:
+        return []
+    valid = {c.id for c in valid_credentials(session, citizen.id, now)}
+    rows = [(c, issuer) for c, issuer in for_citizen(session, citizen.id) if c.id in valid]
+    personal = citizens.personal_data(vault, citizen)
+    holder = {"name": personal["name"], "id_number": personal["id_number"]}
+    return [{"credential_id": c.id, "type": c.type, "number": reveal_number(vault, c),
+             "attributes": dict(c.attributes), "issuer": issuer,
+             "valid_until": audit.utc(c.valid_until) if c.valid_until else None, "holder": holder}
+            for wanted in credential_types for c, issuer in rows if c.type == wanted]
 
 
 def get(session: Session, credential_id: str) -> Credential:

@@ -8,6 +8,8 @@ from typing import Callable, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
+from app.audit import log as audit
+from app.audit.scans import where
 from app.auth import Role, issue_token
 from app.db.models import Issuer, Terminal
 from app.errors import InvalidInput
@@ -32,7 +34,9 @@ def _new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:20]
 
 
-def register_issuer(session: Session, name: str, credential_types: Sequence[str]) -> Enrolled:
+def register_issuer(session: Session, name: str, credential_types: Sequence[str], *,
+                    admin_id: str) -> Enrolled:
+    """A new issuer of ``credential_types``, audited as ``admin_id``'s act."""
     unknown = sorted(set(credential_types) - CREDENTIAL_TYPES)
     if unknown:
         raise InvalidInput("Unknown credential types.",
@@ -40,6 +44,8 @@ def register_issuer(session: Session, name: str, credential_types: Sequence[str]
     issuer = Issuer(id=_new_id("iss_"), name=name, credential_types=sorted(set(credential_types)),
                     created_at=datetime.now(timezone.utc))
     session.add(issuer)
+    audit.append(session, actor_kind="admin", actor_id=admin_id, action="issuer_registered",
+                 details={"issuer_id": issuer.id, "credential_types": issuer.credential_types})
     return Enrolled(issuer.id, issue_token(session, Role.ISSUER, issuer.id))
 
 
@@ -60,8 +66,11 @@ def check_site(kind: str, site: dict[str, str], places: SiteCheck | None = None)
 
 
 def register_terminal(session: Session, kind: str, site: dict[str, str],
-                      places: SiteCheck | None = None) -> Enrolled:
+                      places: SiteCheck | None = None, *, admin_id: str) -> Enrolled:
+    """A new terminal at a checked site, audited as ``admin_id``'s act."""
     terminal = Terminal(id=_new_id("trm_"), kind=kind, site=check_site(kind, site, places),
                         created_at=datetime.now(timezone.utc))
     session.add(terminal)
+    audit.append(session, actor_kind="admin", actor_id=admin_id, action="terminal_registered",
+                 site=where(kind, terminal.site), details={"terminal_id": terminal.id, "kind": kind})
     return Enrolled(terminal.id, issue_token(session, Role.TERMINAL, terminal.id))

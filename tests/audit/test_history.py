@@ -1,4 +1,6 @@
-"""GET /v1/me/history: the scans of a citizen's codes, from the audit log, over HTTP."""
+"""GET /v1/me/history: the scans of a citizen's codes, from the audit log, over HTTP.
+
+Every citizen's history starts with their enrolment (``citizen_enrolled``, by the admin)."""
 from __future__ import annotations
 
 from typing import Any
@@ -40,7 +42,8 @@ def test_a_scan_via_verify_appears_in_the_citizens_history(client: FlaskClient) 
     citizen = enrol(client)
     token, terminal_id = _terminal(client, "hall", hall="city", counter="7")
     assert _scan(client, token, code(client, citizen["app_token"]))["decision"] == "accept"
-    [entry] = _history(client, citizen["app_token"])["entries"]
+    entry, enrolled = _history(client, citizen["app_token"])["entries"]
+    assert enrolled["action"] == "citizen_enrolled"
     assert entry["action"] == "scan" and entry["actor"] == "terminal"
     assert entry["terminal_id"] == terminal_id
     assert entry["where"] == {"kind": "hall", "hall": "city", "counter": "7"}
@@ -54,7 +57,8 @@ def test_denied_scans_of_my_code_are_in_my_history_too_newest_first(client: Flas
     scanned = code(client, citizen["app_token"])
     _scan(client, token, scanned)
     assert _scan(client, token, scanned)["reason"] == "replayed"
-    entries = _history(client, citizen["app_token"])["entries"]
+    *entries, enrolled = _history(client, citizen["app_token"])["entries"]
+    assert enrolled["action"] == "citizen_enrolled"
     assert [(e["decision"], e["reason"]) for e in entries] == [("deny", "replayed"), ("accept", "ok")]
     assert entries[0]["seq"] > entries[1]["seq"]
 
@@ -63,7 +67,8 @@ def test_a_bus_scan_shows_where_it_happened(client: FlaskClient) -> None:
     citizen = enrol(client)
     token, terminal_id = _terminal(client, "bus", line="1", vehicle="鲁B-12345")
     decided = _scan(client, token, code(client, citizen["app_token"]))
-    [entry] = _history(client, citizen["app_token"])["entries"]
+    entry, enrolled = _history(client, citizen["app_token"])["entries"]
+    assert enrolled["action"] == "citizen_enrolled"
     assert entry["where"] == {"kind": "bus", "line": "1", "vehicle": "鲁B-12345"}
     assert (entry["terminal_id"], entry["decision"]) == (terminal_id, decided["decision"])
     if "fare" in decided:
@@ -75,8 +80,8 @@ def test_history_shows_only_my_own_entries(app: Flask, client: FlaskClient) -> N
     token, _ = _terminal(client, "hall", hall="city")
     _scan(client, token, code(client, other["app_token"]))
     _scan(client, token, "not-a-code")  # unauthenticated: audited without a subject
-    assert _history(client, me["app_token"])["entries"] == []
-    assert len(_history(client, other["app_token"])["entries"]) == 1
+    assert [e["action"] for e in _history(client, me["app_token"])["entries"]] == ["citizen_enrolled"]
+    assert [e["action"] for e in _history(client, other["app_token"])["entries"]] == ["scan", "citizen_enrolled"]
     assert [(e.action, e.subject, e.reason) for e in _entries(app)][-1] == ("scan", None, "malformed")
 
 
@@ -92,8 +97,8 @@ def test_history_pages_backwards_with_before(client: FlaskClient) -> None:
         if page["next_before"] is None:
             break
         page = _history(client, citizen["app_token"], limit=2, before=page["next_before"])
-    assert len(seen) == 5 and seen == sorted(seen, reverse=True)
-    assert len(_history(client, citizen["app_token"])["entries"]) == 5
+    assert len(seen) == 6 and seen == sorted(seen, reverse=True)  # 5 scans and the enrolment
+    assert len(_history(client, citizen["app_token"])["entries"]) == 6
 
 
 def test_bad_paging_arguments_are_422(client: FlaskClient) -> None:

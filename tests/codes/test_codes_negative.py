@@ -336,8 +336,16 @@ attack("space inside the signature", "malformed",
        lambda c: c.with_parts(signature=c.parts[2][:40] + " " + c.parts[2][40:]))
 attack("line-wrapped at 76 characters", "malformed",
        lambda c: "\n".join(c.genuine.code[i:i + 76] for i in range(0, len(c.genuine.code), 76)))
-attack("standard base64 alphabet", "malformed",
-       lambda c: c.with_parts(signature=base64.b64encode(c.signature).decode().rstrip("=")))
+def _standard_alphabet(ctx: Ctx) -> str:
+    """The signature in the standard alphabet; when it happens to hold no '+' or '/', one
+    character is swapped for '+' so the case never degenerates into the genuine code."""
+    signature = base64.b64encode(ctx.signature).decode().rstrip("=")
+    if "+" not in signature and "/" not in signature:
+        signature = "+" + signature[1:]
+    return ctx.with_parts(signature=signature)
+
+
+attack("standard base64 alphabet", "malformed", _standard_alphabet)
 for _index, _name in enumerate(("header", "payload", "signature")):
     attack(f"padding '=' on the {_name}", "malformed", lambda c, i=_index: c.with_parts(
         **{("header", "payload", "signature")[i]: c.parts[i] + "="}))

@@ -19,7 +19,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.api.disclosures import DESK, TTL_CONFIG
 from app.audit import log as audit
 from app.audit.models import AuditEntry
 from app.config import Settings
@@ -71,10 +70,10 @@ def rt(app: Flask) -> Runtime:
 
 
 @pytest.fixture
-def desk_clock(app: Flask, rt: Runtime) -> DeskClock:
-    """Replace the app's desk with one on an injected clock (before the first request)."""
+def desk_clock(rt: Runtime) -> DeskClock:
+    """Replace the runtime's desk with one on an injected clock (before the first request)."""
     clock = DeskClock(time.time())
-    app.extensions[DESK] = DisclosureDesk(rt, ttl_seconds=TTL, clock=clock)
+    rt.__dict__["disclosures"] = DisclosureDesk(rt, ttl_seconds=TTL, clock=clock)
     return clock
 
 
@@ -129,9 +128,12 @@ def _pending(client: FlaskClient, app_token: str) -> list[dict[str, Any]]:
 
 
 def _audit(rt: Runtime, holder: Holder) -> list[AuditEntry]:
+    """The entries about the holder from scans and disclosures (not the admin's and issuers')."""
     with rt.db.session() as session:
         pseudonym = session.get(Citizen, holder.citizen_id).pseudonym  # type: ignore[union-attr]
-        return list(session.scalars(select(AuditEntry).where(AuditEntry.subject == pseudonym)
+        return list(session.scalars(select(AuditEntry)
+                                    .where(AuditEntry.subject == pseudonym,
+                                           AuditEntry.actor_kind.not_in(["admin", "issuer"]))
                                     .order_by(AuditEntry.seq)))
 
 
@@ -193,8 +195,10 @@ def test_every_step_is_audited_and_in_the_citizens_history(
     with rt.db.session() as session:
         assert audit.verify_chain(session) == (True, None)
 
-    history = _history(client, holder)
+    full = _history(client, holder)
+    history = full[:3]
     assert [h["action"] for h in history] == ["disclosure_read", "disclosure_approved", "disclosure_requested"]
+    assert [h["action"] for h in full[3:]] == ["credential_issued"] * 3 + ["citizen_enrolled"]  # the fixture's
     for item in history:
         assert item["terminal_id"] == officer.terminal_id
         assert item["where"] == {"kind": "hall", "hall": "city", "counter": "3"}
@@ -220,15 +224,18 @@ def test_no_personal_data_reaches_the_database_file_or_redis_in_clear(
     with rt.db.session() as session:
         rows = [audit.canonical_json([e.site, e.details, e.purpose, e.subject]).encode()
                 for e in session.scalars(select(AuditEntry))]
-    assert len(rows) == 5 and not any(secret in row for row in rows for secret in secrets_)
+    # 5 from the two requests; 7 from enrolling the holder, registering 2 issuers and the officer's
+    # terminal, and issuing 3 credentials
+    assert len(rows) == 12 and not any(secret in row for row in rows for secret in secrets_)
     stored = b"".join(b"".join(k + v for k, v in redis_client.hgetall(key).items())
                       for key in redis_client.keys("cc:disclosure:*"))
     assert stored and all(secret not in stored for secret in secrets_)
 
 
-def test_the_request_lifetime_comes_from_the_app_config(
-        app: Flask, client: FlaskClient, officer: Officer, holder: Holder) -> None:
-    app.config[TTL_CONFIG] = 120
+def test_the_request_lifetime_comes_from_the_settings(
+        rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    rt.settings = rt.settings.with_overrides(disclosure_ttl_seconds=120)
+    rt.__dict__.pop("disclosures", None)
     before = time.time()
     response = _ask(client, officer, code(client, holder.app_token))
     expires_at = datetime.fromisoformat(response.get_json()["expires_at"]).timestamp()
@@ -370,14 +377,14 @@ def redis_down(rt: Runtime) -> Iterator[None]:
     live = rt.redis
     rt.redis = redis.Redis.from_url("unix:///nonexistent/redis.sock", socket_timeout=0.2,
                                     socket_connect_timeout=0.2)
-    for cached in ("verifier", "scans"):
+    for cached in ("verifier", "scans", "disclosures"):
         rt.__dict__.pop(cached, None)
     try:
         yield
     finally:
         rt.redis.close()
         rt.redis = live
-        for cached in ("verifier", "scans"):
+        for cached in ("verifier", "scans", "disclosures"):
             rt.__dict__.pop(cached, None)
 
 
@@ -394,10 +401,10 @@ def test_redis_down_denies_degraded_and_citizen_views_answer_503(
 
 # -- exactly once, and never unaudited --------------------------------------------------------------
 def test_concurrent_reads_release_the_data_exactly_once(
-        app: Flask, client: FlaskClient, officer: Officer, holder: Holder) -> None:
+        rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder) -> None:
     disclosure_id = _request(client, officer, holder)
     _answer(client, holder.app_token, disclosure_id, "approve")
-    desk = app.extensions[DESK]
+    desk = rt.disclosures
     start = threading.Barrier(8)
     outcomes: list[str] = []
 

@@ -263,7 +263,7 @@ def test_redis_down_denies_degraded_and_gives_no_ticket(city_hall: HallDriver, r
     scanned = citizen_code()
     live = runtime.redis
     runtime.redis = dead_redis()
-    for cached in ("verifier", "scans"):
+    for cached in ("verifier", "scans", "halls"):
         runtime.__dict__.pop(cached, None)
     try:
         assert denied(city_hall, scanned) == "degraded"
@@ -272,7 +272,7 @@ def test_redis_down_denies_degraded_and_gives_no_ticket(city_hall: HallDriver, r
     finally:
         runtime.redis.close()
         runtime.redis = live
-        for cached in ("verifier", "scans"):
+        for cached in ("verifier", "scans", "halls"):
             runtime.__dict__.pop(cached, None)
     assert city_hall.board()["waiting"]["household"] == 0
     assert issued(city_hall, scanned)["ticket"] == "A001"
