@@ -18,7 +18,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry, AuditHead
@@ -76,21 +76,21 @@ def append(session: Session, *, actor_kind: str, actor_id: str, action: str,
     if not action or len(action) > 32 or (purpose is not None and len(purpose) > 200):
         raise ValueError("action must be 1..32 characters, purpose at most 200")
     site_plain, details_plain = _plain(site), _plain(details) or {}
-    locked = session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID)
-                             .values(seq=AuditHead.seq + 1))
-    if locked.rowcount != 1:  # type: ignore[attr-defined]
+    # Core statements, not the ORM unit of work: this runs once per scan, on the hot path.
+    head, table = AuditHead.__table__, AuditEntry.__table__
+    locked = session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=head.c.seq + 1)
+                             .returning(head.c.seq, head.c.hash)).one_or_none()
+    if locked is None:
         raise AuditError("audit_head row is missing; run the database migrations")
-    seq, prev_hash = session.execute(select(AuditHead.seq, AuditHead.hash)
-                                     .where(AuditHead.id == HEAD_ID)).one()
+    seq, prev_hash = locked
     values: dict[str, Any] = {
         "seq": seq, "at": datetime.now(timezone.utc), "actor_kind": actor_kind,
         "actor_id": actor_id, "action": action, "subject": subject, "site": site_plain,
         "purpose": purpose, "reason": reason, "details": details_plain, "prev_hash": prev_hash}
-    entry = AuditEntry(**values, hash=entry_hash(values))
-    session.add(entry)
-    session.flush()
-    session.execute(update(AuditHead).where(AuditHead.id == HEAD_ID).values(hash=entry.hash))
-    return entry
+    digest = entry_hash(values)
+    session.execute(insert(table).values(**values, hash=digest))
+    session.execute(update(head).where(head.c.id == HEAD_ID).values(hash=digest))
+    return AuditEntry(**values, hash=digest)
 
 
 def verify_chain(session: Session, batch_size: int = 1000) -> tuple[bool, int | None]:

@@ -7,12 +7,15 @@ import os
 import shutil
 from pathlib import Path
 
+import redis
+
 from app import db
 from app.auth import ensure_admin_token
 from app.config import Settings
 from app.registry.pii import PiiVault
 from app.signing.keyring import KeyStore
 from app.store.embedded import EmbeddedRedis
+from app.store.redis import connect
 
 log = logging.getLogger("citycode.serve")
 
@@ -44,12 +47,28 @@ def prepare_metrics_dir(settings: Settings) -> Path:
 def start_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
     """With no ``REDIS_URL``, start a real redis-server in the data dir and point workers at it."""
     if settings.redis_url:
+        warn_if_not_durable(settings.redis_url)
         return None
     embedded = EmbeddedRedis(settings.redis_dir)
     url = embedded.start()
     os.environ["REDIS_URL"] = url
     log.info("embedded redis started", extra={"pid": embedded.pid, "dir": str(settings.redis_dir)})
     return embedded
+
+
+def warn_if_not_durable(url: str) -> None:
+    """Replay records must survive a Redis restart (DESIGN.md): say so loudly if AOF is off."""
+    client = connect(url)
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly")
+    except (redis.RedisError, OSError) as exc:  # managed Redis may forbid CONFIG; not fatal
+        log.warning("cannot check Redis persistence", extra={"error": type(exc).__name__})
+        return
+    finally:
+        client.close()
+    if appendonly != "yes":
+        log.warning("REDIS_URL has appendonly=%s: after a Redis restart used codes could pass "
+                    "again until they expire; enable AOF (appendonly yes)", appendonly)
 
 
 def prepare_state(settings: Settings) -> None:
