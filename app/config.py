@@ -46,6 +46,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     clock_leeway_seconds: int = 5
     disclosure_ttl_seconds: int = DEFAULT_DISCLOSURE_TTL_SECONDS  # how long a request waits for an answer
+    redis_restart_seconds: int = 2  # the embedded redis-server is restarted this long after it dies
     log_level: str = "INFO"
 
     @classmethod
@@ -66,6 +67,7 @@ class Settings:
             key_algorithm=algorithm,
             max_body_bytes=_int(env, "CITYCODE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1024, 16 * 2**20),
             clock_leeway_seconds=_int(env, "CITYCODE_CLOCK_LEEWAY_SECONDS", 5, 0, 120),
+            redis_restart_seconds=_int(env, "CITYCODE_REDIS_RESTART_SECONDS", 2, 0, 300),
             disclosure_ttl_seconds=_int(env, "CITYCODE_DISCLOSURE_TTL_SECONDS",
                                         DEFAULT_DISCLOSURE_TTL_SECONDS, 30, 3600),
             log_level=(env.get("CITYCODE_LOG_LEVEL") or "INFO").upper(),

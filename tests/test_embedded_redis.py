@@ -176,3 +176,36 @@ def test_long_data_dir_falls_back_to_tcp_on_localhost(tmp_path: pathlib.Path) ->
         finally:
             client.close()
     assert not (data / "redis.sock").exists()
+
+
+def test_supervisor_restarts_a_dead_server_with_its_data(short_dir) -> None:  # type: ignore[no-untyped-def]
+    from app.store.supervisor import RedisSupervisor
+
+    supervisor = RedisSupervisor(EmbeddedRedis(short_dir), restart_delay=0.1)
+    url = supervisor.start()
+    client = redis.Redis.from_url(url)
+    try:
+        client.set("cc:replay:2:cc:supervised000", 1)
+        first = supervisor.embedded.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while supervisor.embedded.pid in (None, first) or not _answers(url):
+            assert time.monotonic() < deadline, "not restarted"
+            time.sleep(0.05)
+        assert supervisor.embedded.url == url
+        assert client.get("cc:replay:2:cc:supervised000") == b"1"
+    finally:
+        client.close()
+        supervisor.stop()
+    assert supervisor.embedded.pid is None
+
+
+def _answers(url: str) -> bool:
+    probe = redis.Redis.from_url(url, socket_connect_timeout=0.2)
+    try:
+        return bool(probe.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        probe.close()

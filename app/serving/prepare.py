@@ -16,6 +16,7 @@ from app.registry.pii import PiiVault
 from app.signing.keyring import KeyStore
 from app.store.embedded import EmbeddedRedis
 from app.store.redis import connect
+from app.store.supervisor import RedisSupervisor
 
 log = logging.getLogger("citycode.serve")
 
@@ -44,16 +45,17 @@ def prepare_metrics_dir(settings: Settings) -> Path:
     return path
 
 
-def start_embedded_redis(settings: Settings) -> EmbeddedRedis | None:
-    """With no ``REDIS_URL``, start a real redis-server in the data dir and point workers at it."""
+def start_embedded_redis(settings: Settings) -> RedisSupervisor | None:
+    """With no ``REDIS_URL``, start a real redis-server in the data dir (restarted if it dies) and
+    point workers at it."""
     if settings.redis_url:
         warn_if_not_durable(settings.redis_url)
         return None
-    embedded = EmbeddedRedis(settings.redis_dir)
-    url = embedded.start()
-    os.environ["REDIS_URL"] = url
-    log.info("embedded redis started", extra={"pid": embedded.pid, "dir": str(settings.redis_dir)})
-    return embedded
+    supervisor = RedisSupervisor(EmbeddedRedis(settings.redis_dir),
+                                 restart_delay=settings.redis_restart_seconds)
+    os.environ["REDIS_URL"] = supervisor.start()
+    log.info("embedded redis started", extra={"pid": supervisor.embedded.pid, "dir": str(settings.redis_dir)})
+    return supervisor
 
 
 def warn_if_not_durable(url: str) -> None:

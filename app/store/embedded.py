@@ -65,6 +65,7 @@ class EmbeddedRedis:
         self.log_path = self.data_dir / "redis.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
+        self._port: int | None = None  # TCP fallback: kept across restarts so the URL stays
 
     @property
     def url(self) -> str | None:
@@ -92,7 +93,7 @@ class EmbeddedRedis:
             url = sock_url
             listen = ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
         else:
-            port = _free_tcp_port()
+            port = self._port = self._port or _free_tcp_port()
             url, listen = f"redis://127.0.0.1:{port}/0", ["--port", str(port)]
         d = str(self.data_dir)
         # AOF: redis writes each command to the AOF before it replies, so a killed redis-server
@@ -128,6 +129,11 @@ class EmbeddedRedis:
             time.sleep(0.02)
         self._url = url
         return url
+
+    def wait_exit(self) -> int | None:
+        """Block until the current redis-server exits; its return code (None if none runs)."""
+        proc = self._proc
+        return None if proc is None else proc.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (graceful shutdown flushes the AOF), SIGKILL after timeout; idempotent."""

@@ -93,7 +93,8 @@ def test_code_verifies_with_an_independent_jose_library_using_only_the_jwks(srv:
 
 
 def test_verify_says_degraded_when_redis_is_gone_and_still_catches_forgeries(
-        server: "Server", serving: ModuleType) -> None:
+        server_factory: Any, serving: ModuleType) -> None:
+    server = server_factory.start(env={"CITYCODE_REDIS_RESTART_SECONDS": "300"})  # stays down
     app_token = _citizen(server)
     (gate,) = _terminals(server, 1)
     code = _code(server, app_token)

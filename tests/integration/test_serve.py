@@ -285,7 +285,9 @@ def test_serve_creates_no_control_socket_outside_its_data_dir(srv: Server) -> No
 
 
 # -- destructive: a server of their own ----------------------------------------------------------
-def test_readiness_turns_503_naming_redis_when_redis_stops(server: Server, serving: ModuleType) -> None:
+def test_readiness_turns_503_naming_redis_when_redis_stops_and_recovers_on_restart(
+        server_factory: ServerFactory, serving: ModuleType) -> None:
+    server = server_factory.start(env={"CITYCODE_REDIS_RESTART_SECONDS": "5"})
     redis_pid = server.redis_pid()
     assert b"redis-server" in serving.cmdline(redis_pid)
     os.kill(redis_pid, signal.SIGTERM)
@@ -304,6 +306,14 @@ def test_readiness_turns_503_naming_redis_when_redis_stops(server: Server, servi
     for _ in range(4):
         live = server.fresh("GET", "/healthz/live")
         assert live.status_code == 200 and live.json() == {"status": "ok"}
+
+    # The master's supervisor restarts redis-server on the same socket: ready again, new pid.
+    deadline = time.monotonic() + 20
+    while server.fresh("GET", "/healthz/ready").status_code != 200:
+        assert time.monotonic() < deadline, "redis-server was not restarted:\n" + server.stderr_tail()
+        time.sleep(0.2)
+    assert server.redis_pid() != redis_pid
+    assert "embedded redis-server restarted" in server.stderr()
 
 
 def test_sigkill_of_master_leaves_no_redis_and_no_worker(server: Server, serving: ModuleType) -> None:
