@@ -1,7 +1,11 @@
 """Small API drivers shared by tests: enrol a citizen, register an issuer or terminal."""
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import redis
+from flask import Flask
 
 from flask.testing import FlaskClient
 
@@ -58,3 +62,30 @@ def code(client: FlaskClient, app_token: str) -> str:
     response = client.post("/v1/me/code", headers=bearer(app_token))
     assert response.status_code == 201, response.get_json()
     return response.get_json()["code"]  # type: ignore[no-any-return]
+
+
+# The runtime's parts built on its Redis client; rebuilt whenever the client is swapped.
+_BUILT_ON_REDIS = ("verifier", "scans", "halls", "disclosures")
+NO_REDIS_URL = "unix:///nonexistent/citycode-test-redis.sock"
+
+
+def dead_redis() -> "redis.Redis[bytes]":
+    """A client for a Redis that is not there (fails fast)."""
+    return redis.Redis.from_url(NO_REDIS_URL, socket_timeout=0.2, socket_connect_timeout=0.2)
+
+
+@contextmanager
+def redis_unreachable(app: Flask) -> Iterator[None]:
+    """Point the app's runtime at a Redis that is not there, then back at the live one."""
+    rt = app.extensions["citycode"]
+    live = rt.redis
+    rt.redis = dead_redis()
+    for name in _BUILT_ON_REDIS:
+        rt.__dict__.pop(name, None)
+    try:
+        yield
+    finally:
+        rt.redis.close()
+        rt.redis = live
+        for name in _BUILT_ON_REDIS:
+            rt.__dict__.pop(name, None)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import io
 
-import redis
 import zxingcpp
 from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from tests.helpers import ADMIN, bearer, code, credential, enrol, issuer, terminal
+from tests.helpers import ADMIN, bearer, code, credential, enrol, issuer, redis_unreachable, terminal
 
 
 def _verify(client: FlaskClient, terminal_token: str, scanned: object) -> dict:  # type: ignore[type-arg]
@@ -71,21 +70,11 @@ def test_redis_down_gives_degraded_for_genuine_and_bad_signature_for_forged(app:
     citizen = enrol(client)
     gate = terminal(client)
     scanned = code(client, citizen["app_token"])
-    runtime = app.extensions["citycode"]
-    live = runtime.redis
-    runtime.redis = redis.Redis.from_url("unix:///nonexistent/redis.sock")
-    for cached in ("verifier", "scans"):
-        runtime.__dict__.pop(cached, None)
-    try:
+    with redis_unreachable(app):
         head, payload, signature = scanned.split(".")
         forged = f"{head}.{payload}.{signature[:-4]}AAAA"
         assert _verify(client, gate, forged)["reason"] == "bad_signature"
         assert _verify(client, gate, scanned)["reason"] == "degraded"
-    finally:
-        runtime.redis.close()
-        runtime.redis = live
-        for cached in ("verifier", "scans"):
-            runtime.__dict__.pop(cached, None)
     assert _verify(client, gate, scanned)["decision"] == "accept"
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
 
 from app.runtime import Runtime
 
@@ -10,23 +11,14 @@ log = logging.getLogger(__name__)
 
 def readiness(rt: Runtime) -> dict[str, str]:
     """Check each dependency; the value is ``ok`` or a short reason (no secrets, no paths)."""
+    probes: dict[str, Callable[[], object]] = {
+        "database": rt.db.ping, "redis": rt.redis.ping, "keys": rt.keys.get}
     checks: dict[str, str] = {}
-    try:
-        rt.db.ping()
-        checks["database"] = "ok"
-    except Exception as exc:  # any failure means "not ready"; the type is enough to act on
-        log.warning("database not ready", extra={"error": type(exc).__name__})
-        checks["database"] = f"unavailable ({type(exc).__name__})"
-    try:
-        rt.redis.ping()
-        checks["redis"] = "ok"
-    except Exception as exc:
-        log.warning("redis not ready", extra={"error": type(exc).__name__})
-        checks["redis"] = f"unavailable ({type(exc).__name__})"
-    try:
-        rt.keys.get()
-        checks["keys"] = "ok"
-    except Exception as exc:
-        log.warning("keys not ready", extra={"error": type(exc).__name__, "detail": str(exc)})
-        checks["keys"] = f"unavailable ({type(exc).__name__})"
+    for name, probe in probes.items():
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the type is enough to act on
+            log.warning("%s not ready", name, extra={"error": type(exc).__name__})
+            checks[name] = f"unavailable ({type(exc).__name__})"
     return checks

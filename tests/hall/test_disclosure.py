@@ -26,7 +26,7 @@ from app.db.models import Citizen
 from app.errors import Gone
 from app.hall.disclosure import DisclosureDesk
 from app.runtime import Runtime
-from tests.helpers import ADMIN, bearer, code, credential, enrol, issuer
+from tests.helpers import ADMIN, bearer, code, credential, enrol, issuer, redis_unreachable
 from tests.ids import resident_id
 
 TTL = 300
@@ -373,19 +373,9 @@ def test_roles_are_enforced(client: FlaskClient, officer: Officer, holder: Holde
 
 # -- Redis down: fail closed ----------------------------------------------------------------------
 @pytest.fixture
-def redis_down(rt: Runtime) -> Iterator[None]:
-    live = rt.redis
-    rt.redis = redis.Redis.from_url("unix:///nonexistent/redis.sock", socket_timeout=0.2,
-                                    socket_connect_timeout=0.2)
-    for cached in ("verifier", "scans", "disclosures"):
-        rt.__dict__.pop(cached, None)
-    try:
+def redis_down(app: Flask) -> Iterator[None]:
+    with redis_unreachable(app):
         yield
-    finally:
-        rt.redis.close()
-        rt.redis = live
-        for cached in ("verifier", "scans", "disclosures"):
-            rt.__dict__.pop(cached, None)
 
 
 def test_redis_down_denies_degraded_and_citizen_views_answer_503(

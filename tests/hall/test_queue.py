@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any, Callable
 
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -22,7 +21,7 @@ from app.runtime import Runtime
 from app.scenes.base import ScanContext
 from app.verification.issuing import ISSUER
 from tests.hall.conftest import DAY, MORNING, HallDriver, ScanClock
-from tests.helpers import bearer, terminal
+from tests.helpers import bearer, dead_redis, redis_unreachable, terminal
 
 Codes = Callable[[], str]
 
@@ -39,10 +38,6 @@ def denied(driver: HallDriver, scanned: str, service: str = "household") -> str:
     assert status == 200 and body["decision"] == "deny" and "ticket" not in body, body
     assert set(body["message"]) == {"zh", "en"}
     return body["reason"]  # type: ignore[no-any-return]
-
-
-def dead_redis() -> "redis.Redis[bytes]":
-    return redis.Redis.from_url("unix:///nonexistent/citycode-redis.sock", socket_connect_timeout=0.2)
 
 
 # -- taking a number ---------------------------------------------------------------------------
@@ -261,19 +256,10 @@ def test_parallel_kiosk_scans_get_distinct_consecutive_numbers(app: Flask, city_
 def test_redis_down_denies_degraded_and_gives_no_ticket(city_hall: HallDriver, runtime: Runtime,
                                                         citizen_code: Codes) -> None:
     scanned = citizen_code()
-    live = runtime.redis
-    runtime.redis = dead_redis()
-    for cached in ("verifier", "scans", "halls"):
-        runtime.__dict__.pop(cached, None)
-    try:
+    with redis_unreachable(city_hall.client.application):
         assert denied(city_hall, scanned) == "degraded"
         assert city_hall.client.get("/v1/halls/city/board").status_code == 503
         assert city_hall.act("call", city_hall.kiosk, counter="1")[0] == 503
-    finally:
-        runtime.redis.close()
-        runtime.redis = live
-        for cached in ("verifier", "scans", "halls"):
-            runtime.__dict__.pop(cached, None)
     assert city_hall.board()["waiting"]["household"] == 0
     assert issued(city_hall, scanned)["ticket"] == "A001"
 

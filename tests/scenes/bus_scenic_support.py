@@ -3,10 +3,8 @@ holding cards, a scan clock that moves only when told, and a Redis that is not t
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -66,22 +64,5 @@ def fresh_code(client: FlaskClient, person: dict[str, Any]) -> str:
     return code(client, person["app_token"])
 
 
-@contextmanager
-def redis_unreachable(app: Flask) -> Iterator[None]:
-    """Point the runtime at a Redis that is not there (scan clock and caches rebuilt after)."""
-    rt = runtime_of(app)
-    live = rt.redis
-    rt.redis = redis.Redis.from_url("unix:///nonexistent/citycode-test-redis.sock")
-    for cached in ("verifier", "scans"):
-        rt.__dict__.pop(cached, None)
-    try:
-        yield
-    finally:
-        rt.redis.close()
-        rt.redis = live
-        for cached in ("verifier", "scans"):
-            rt.__dict__.pop(cached, None)
 
 
-def dead_redis() -> "redis.Redis[bytes]":
-    return redis.Redis.from_url("unix:///nonexistent/citycode-test-redis.sock")

@@ -9,9 +9,9 @@ from flask.testing import FlaskClient
 from app.city import load
 from app.scenes.base import ScanContext
 from app.scenes.bus import BusScene, FareTable, tap_key
-from bus_scenic_support import (bureau, citizen, dead_redis, freeze_scan_clock, fresh_code,
-                                redis_unreachable, runtime_of, scan)
-from tests.helpers import bearer, terminal
+from bus_scenic_support import (bureau, citizen, freeze_scan_clock, fresh_code,
+                                runtime_of, scan)
+from tests.helpers import bearer, dead_redis, redis_unreachable, terminal
 
 TABLE = FareTable.from_config(load("bus"))
 WINDOW = TABLE.window_seconds

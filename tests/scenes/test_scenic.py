@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from app.city import load
 from app.scenes.base import ScanContext, local_date
 from app.scenes.scenic import ScenicConfig, ScenicScene, city_config, day_keys
-from bus_scenic_support import (ScanClock, bureau, citizen, dead_redis, freeze_scan_clock,
-                                fresh_code, redis_unreachable, runtime_of, scan)
-from tests.helpers import ADMIN, bearer, enrol, terminal
+from bus_scenic_support import (ScanClock, bureau, citizen, freeze_scan_clock,
+                                fresh_code, runtime_of, scan)
+from tests.helpers import ADMIN, bearer, dead_redis, enrol, redis_unreachable, terminal
 
 SPOTS = {"laoshan": "崂山风景区", "zhanshan_temple": "湛山寺", "jimo_old_town": "即墨古城"}
 

@@ -1,6 +1,5 @@
 """Alembic environment: runs migrations online against the configured URL."""
 from alembic import context
-from sqlalchemy import pool
 
 from app.db import make_engine
 from app.db.models import Base
