@@ -1,0 +1,35 @@
+"""Role checks on every endpoint: anything not explicitly public answers 401 without a token."""
+from __future__ import annotations
+
+import re
+
+from flask import Flask
+
+PUBLIC = {
+    ("GET", "/healthz/live"), ("GET", "/healthz/ready"), ("GET", "/metrics"),
+    ("GET", "/.well-known/jwks.json"), ("GET", "/openapi.json"), ("GET", "/docs"),
+    ("GET", "/docs/assets/<path:filename>"), ("GET", "/v1/network/metro"),
+    ("GET", "/v1/scenic/spots"), ("GET", "/v1/halls"), ("GET", "/v1/halls/<hall>/board"),
+}
+
+
+def _routes(app: Flask) -> list[tuple[str, str]]:
+    return sorted((method, rule.rule) for rule in app.url_map.iter_rules()
+                  for method in rule.methods - {"HEAD", "OPTIONS"} if rule.endpoint != "static")
+
+
+def test_every_endpoint_but_the_public_ones_demands_a_token(app: Flask) -> None:
+    client = app.test_client()
+    unprotected = []
+    for method, rule in _routes(app):
+        if (method, rule) in PUBLIC:
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"x-\1", rule)
+        response = client.open(path, method=method, json={})
+        if response.status_code != 401 or response.mimetype != "application/problem+json":
+            unprotected.append((method, rule, response.status_code))
+    assert unprotected == []
+
+
+def test_the_public_list_names_only_routes_that_exist(app: Flask) -> None:
+    assert PUBLIC <= set(_routes(app))
