@@ -1,6 +1,7 @@
 """Enrolment, issuers, the citizen's own view: contract behaviour over the Flask test client."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from flask import Flask
@@ -69,6 +70,36 @@ def test_credential_gives_entitlement_and_revocation_takes_it_away(client: Flask
     revoked = client.post(f"/v1/issuer/credentials/{card['credential_id']}/revoke", headers=bearer(education), json={})
     assert revoked.status_code == 200 and revoked.get_json()["status"] == "revoked"
     assert client.get("/v1/me", headers=bearer(citizen["app_token"])).get_json()["entitlements"] == []
+
+
+def test_validity_times_keep_their_offset_and_are_answered_in_utc(client: FlaskClient) -> None:
+    citizen = enrol(client)
+    education = issuer(client, "student_card")
+    until = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=2)
+    honolulu = until.astimezone(timezone(timedelta(hours=-10)))  # wall time 8 h before now
+    response = client.post("/v1/issuer/credentials", headers=bearer(education), json={
+        "citizen_id": citizen["citizen_id"], "type": "student_card", "number": "STU1",
+        "valid_until": honolulu.isoformat()})
+    assert response.status_code == 201, response.get_json()
+    # Still valid for two hours (the offset was dropped on SQLite: it looked expired)...
+    assert client.get("/v1/me", headers=bearer(citizen["app_token"])).get_json()["entitlements"] == ["stu"]
+    # ...and answered as an RFC 3339 time with its offset (it was a naive "YYYY-MM-DDTHH:MM:SS").
+    mine = client.get("/v1/me/credentials", headers=bearer(citizen["app_token"])).get_json()
+    shown = datetime.fromisoformat(mine[0]["valid_until"])
+    assert shown == until and shown.utcoffset() == timedelta(0)
+
+
+def test_validity_time_utc_cannot_represent_is_422_and_stores_nothing(client: FlaskClient) -> None:
+    citizen = enrol(client)
+    education = issuer(client, "student_card")
+    for field, moment in (("valid_from", "0001-01-01T00:00:00+14:00"),
+                          ("valid_until", "9999-12-31T23:59:59-14:00")):
+        response = client.post("/v1/issuer/credentials", headers=bearer(education), json={
+            "citizen_id": citizen["citizen_id"], "type": "student_card", "number": "STU1", field: moment})
+        assert response.status_code == 422, response.get_json()
+        assert response.mimetype == "application/problem+json"
+        assert field in response.get_json()["errors"]
+    assert client.get("/v1/me/credentials", headers=bearer(citizen["app_token"])).get_json() == []
 
 
 def test_another_issuer_cannot_revoke_a_credential(client: FlaskClient) -> None:

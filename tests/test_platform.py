@@ -70,3 +70,9 @@ def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert "citycode_http_requests_total" in response.get_data(as_text=True)
+
+
+def test_metrics_content_type_names_its_charset_once(client: FlaskClient) -> None:
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.startswith("text/plain;")
+    assert content_type.count("charset=") == 1

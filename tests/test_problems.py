@@ -1,6 +1,7 @@
 """Every failure is an RFC 9457 problem document, and a failed request changes nothing."""
 from __future__ import annotations
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -88,6 +89,36 @@ def test_malformed_json_is_400_problem(client: FlaskClient, admin_headers: dict[
     _problem(response, 400)
 
 
+@pytest.mark.parametrize("body", [
+    # well-formed JSON that json.loads still refuses: deeper than the recursion limit, and an
+    # integer longer than the interpreter's digit limit (both were 500s)
+    b'{"name": "x", "credential_types": ["id_card"], "n": ' + b"[" * 30_000 + b"]" * 30_000 + b"}",
+    b'{"name": "x", "credential_types": ["id_card"], "n": 1' + b"0" * 5000 + b"}",
+], ids=["too-deep", "too-many-digits"])
+def test_json_the_decoder_refuses_is_400_problem_and_stores_nothing(
+        app: Flask, client: FlaskClient, admin_headers: dict[str, str], body: bytes) -> None:
+    response = client.post("/v1/admin/issuers", headers=admin_headers, data=body,
+                           content_type="application/json")
+    assert _problem(response, 400)["errors"] == {"json": ["Invalid JSON body."]}
+    assert _count(app, Issuer) == 0
+
+
+def test_json_text_with_an_unpaired_surrogate_is_400_problem_and_stores_nothing(
+        app: Flask, client: FlaskClient, admin_headers: dict[str, str]) -> None:
+    # Valid JSON syntax, but "\ud800" decodes to a str that cannot be stored (was a 500).
+    for path, body in (
+            ("/v1/admin/issuers", b'{"name": "\\ud800", "credential_types": ["id_card"]}'),
+            ("/v1/admin/issuers", b'{"name": "x", "credential_types": ["id_card"], "\\udfff": 1}'),
+            ("/v1/admin/terminals", b'{"kind": "bus", "site": {"line": "\\ud800", "vehicle": "x"}}'),
+            ("/v1/admin/citizens", b'{"name": "\\ud800", "id_number": "11010519491231002X"}')):
+        response = client.post(path, headers=admin_headers, data=body, content_type="application/json")
+        assert "surrogate" in _problem(response, 400)["errors"]["json"][0], path
+    assert _count(app, Issuer) == 0 and _count(app, Terminal) == 0
+    paired = client.post("/v1/admin/issuers", headers=admin_headers, content_type="application/json",
+                         data=b'{"name": "\\ud83d\\ude8c", "credential_types": ["id_card"]}')  # a bus emoji
+    assert paired.status_code == 201
+
+
 def test_oversized_body_is_413_and_stores_nothing(app: Flask, client: FlaskClient,
                                                   admin_headers: dict[str, str]) -> None:
     limit = app.config["MAX_CONTENT_LENGTH"]
@@ -124,3 +155,13 @@ def test_terminal_must_stand_at_a_place_the_city_has(app: Flask, client: FlaskCl
         problem = _problem(client.post("/v1/admin/terminals", headers=admin_headers, json=body), 422)
         assert "unknown" in " ".join(problem["errors"]["site"])
     assert _count(app, Terminal) == 0
+
+
+def test_json_text_with_a_nul_character_is_400_problem_and_stores_nothing(
+        app: Flask, client: FlaskClient, admin_headers: dict[str, str]) -> None:
+    for body in (b'{"name": "bad\\u0000name", "credential_types": ["id_card"]}',
+                 b'{"name\\u0000": "x", "credential_types": ["id_card"]}'):
+        problem = _problem(client.post("/v1/admin/issuers", headers=admin_headers, data=body,
+                                       content_type="application/json"), 400)
+        assert "U+0000" in str(problem["errors"])
+    assert _count(app, Issuer) == 0

@@ -1,11 +1,14 @@
 """The HTTP layer: flask-smorest ``Api``, OpenAPI at /openapi.json, docs UI at /docs (local assets)."""
 from __future__ import annotations
 
+import http
 
 from flask import Blueprint, Flask
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
 from app.api import problems
+from app.api.schemas import ProblemOut
 
 API_SETTINGS = {
     "API_TITLE": "CityCode API",
@@ -20,10 +23,28 @@ API_SETTINGS = {
 
 
 class CityCodeApi(Api):
-    """flask-smorest's Api, with our single problem+json handler instead of its error payload."""
+    """flask-smorest's Api, with our single problem+json handler instead of its error payload,
+    and a document that says so: every error response (the shared ``default``, ``422`` from
+    ``@blp.arguments``, ``401``/``403`` from ``require``) is ``ProblemOut`` as problem+json."""
+
+    ERROR_SCHEMA = ProblemOut
 
     def handle_http_exception(self, error):  # type: ignore[no-untyped-def, override]
         return problems.handle_http_exception(error)
+
+    def _register_responses(self) -> None:
+        # flask-smorest's own version documents its error payload as application/json.
+        for status in http.HTTPStatus:
+            response: dict[str, object] = {"description": status.phrase}
+            content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+                content_type = problems.PROBLEM_MIME
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "An error (RFC 9457 problem document)", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, problems.PROBLEM_MIME)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
 
 
 def _docs_assets() -> Blueprint:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.api.security import current_principal, require
 from app.audit import log as audit
 from app.auth import Role

@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
+from app.api.schemas import credential_type_doc
 from app.api.security import current_principal, require
 from app.auth import Role
 from app.registry import enrolment
@@ -19,7 +20,8 @@ _short = ma.validate.Length(min=1, max=64)
 
 class IssuerIn(ma.Schema):
     name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    credential_types = ma.fields.List(ma.fields.String(validate=_short), required=True,
+    credential_types = ma.fields.List(ma.fields.String(validate=_short, metadata=credential_type_doc),
+                                      required=True,
                                       validate=ma.validate.Length(min=1, max=50))
 
 
@@ -31,7 +33,9 @@ class IssuerOut(ma.Schema):
 class TerminalIn(ma.Schema):
     kind = ma.fields.String(required=True, validate=ma.validate.OneOf(list(enrolment.TERMINAL_SITE_FIELDS)))
     site = ma.fields.Dict(keys=ma.fields.String(validate=_short), values=ma.fields.String(validate=_short),
-                          required=True)
+                          required=True, metadata={"description": (
+                              "by kind: bus {line, vehicle}, metro {station}, scenic {spot}, hall "
+                              "{hall, counter?}, naming a place the city has (422 otherwise)")})
 
 
 class TerminalOut(ma.Schema):

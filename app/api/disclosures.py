@@ -10,9 +10,9 @@ from typing import Any
 
 import marshmallow as ma
 from flask import jsonify
-from flask_smorest import Blueprint
 
-from app.api.schemas import DecisionOut
+from app.api.blueprint import Blueprint
+from app.api.schemas import DecisionOut, credential_type_doc, problem_doc
 from app.api.security import current_principal, require
 from app.auth import Role
 from app.hall.disclosure_store import Disclosure
@@ -23,7 +23,8 @@ blp = Blueprint("disclosures", __name__, description="Service halls and citizens
 
 class DisclosureIn(ma.Schema):
     code = ma.fields.String(required=True)
-    credential_types = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1, max=32)),
+    credential_types = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=1, max=32),
+                                                        metadata=credential_type_doc),
                                       required=True, validate=ma.validate.Length(min=1, max=5))
     purpose = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
 
@@ -92,7 +93,7 @@ def _pending(d: Disclosure) -> dict[str, Any]:
 @blp.arguments(DisclosureIn)
 @blp.response(201, DisclosureCreatedOut)
 @blp.alt_response(200, schema=DecisionOut, description="The code was denied (a normal answer)")
-@blp.alt_response(403, description="Not a service-hall terminal")
+@blp.alt_response(403, **problem_doc("Not a service-hall terminal"))
 def request_disclosure(body: dict[str, Any]) -> Any:
     """Scan a citizen's code (consuming it) to ask for credential types, for a stated purpose."""
     rt = runtime()
@@ -107,8 +108,8 @@ def request_disclosure(body: dict[str, Any]) -> Any:
 @blp.route("/v1/disclosures/<disclosure_id>", methods=["GET"])
 @require(Role.TERMINAL)
 @blp.response(200, DisclosureStateOut)
-@blp.alt_response(404, description="No such request for this terminal")
-@blp.alt_response(410, description="Already read: an approved request is readable once")
+@blp.alt_response(404, **problem_doc("No such request for this terminal"))
+@blp.alt_response(410, **problem_doc("Already read: an approved request is readable once"))
 def read_disclosure(disclosure_id: str) -> dict[str, Any]:
     """The request's state; once approved, the credentials, readable exactly once."""
     release = runtime().disclosures.read(current_principal().principal_id, disclosure_id)
@@ -138,8 +139,8 @@ def _answer(disclosure_id: str, approve: bool) -> dict[str, Any]:
 @blp.route("/v1/me/disclosures/<disclosure_id>/approve", methods=["POST"])
 @require(Role.CITIZEN)
 @blp.response(200, DisclosureAnswerOut)
-@blp.alt_response(404, description="No such request for this citizen")
-@blp.alt_response(409, description="The request is no longer pending")
+@blp.alt_response(404, **problem_doc("No such request for this citizen"))
+@blp.alt_response(409, **problem_doc("The request is no longer pending"))
 def approve(disclosure_id: str) -> dict[str, Any]:
     """Let the requesting terminal read the requested credentials, once."""
     return _answer(disclosure_id, True)
@@ -148,8 +149,8 @@ def approve(disclosure_id: str) -> dict[str, Any]:
 @blp.route("/v1/me/disclosures/<disclosure_id>/deny", methods=["POST"])
 @require(Role.CITIZEN)
 @blp.response(200, DisclosureAnswerOut)
-@blp.alt_response(404, description="No such request for this citizen")
-@blp.alt_response(409, description="The request is no longer pending")
+@blp.alt_response(404, **problem_doc("No such request for this citizen"))
+@blp.alt_response(409, **problem_doc("The request is no longer pending"))
 def deny(disclosure_id: str) -> dict[str, Any]:
     """Refuse: the requesting terminal learns only that the request was denied."""
     return _answer(disclosure_id, False)

@@ -11,16 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.api.security import current_principal, require
-from app.api.schemas import short
+from app.api.schemas import problem_doc, short
 from app.auth import Role
 from app.hall import directory
 from app.registry.terminals import TerminalInfo
 from app.runtime import runtime
 
 blp = Blueprint("halls", __name__, url_prefix="/v1/halls", description="Service halls: queue numbers")
+
+_NOT_THIS_HALL = problem_doc("Not a terminal of this hall (or, at a counter, of this counter)")
 
 
 # Schema names carry "Hall": OpenAPI component names are global across blueprints.
@@ -101,6 +103,8 @@ def list_halls() -> list[dict[str, Any]]:
 @blp.arguments(HallTicketIn)
 @blp.response(201, HallTicketOut)
 @blp.alt_response(200, schema=HallTicketOut, description="The code was denied: no ticket.")
+@blp.alt_response(403, **_NOT_THIS_HALL)
+@blp.alt_response(404, **problem_doc("No such hall"))
 def take_ticket(body: dict[str, Any], hall: str) -> tuple[dict[str, Any], int]:
     """Kiosk scan: take a number for `service` (the same one again if already waiting)."""
     decision = runtime().halls.take_number(_terminal(), hall, body["service"], body["code"])
@@ -111,6 +115,8 @@ def take_ticket(body: dict[str, Any], hall: str) -> tuple[dict[str, Any], int]:
 @require(Role.TERMINAL)
 @blp.arguments(HallCallIn)
 @blp.response(200, HallCallOut)
+@blp.alt_response(403, **_NOT_THIS_HALL)
+@blp.alt_response(404, **problem_doc("No such hall, or nobody waits"))
 def call_next(body: dict[str, Any], hall: str) -> Any:
     """Call the next number to a counter; 404 when nobody waits."""
     return runtime().halls.call(_terminal(), hall, body["counter"], body["service"])
@@ -120,6 +126,8 @@ def call_next(body: dict[str, Any], hall: str) -> Any:
 @require(Role.TERMINAL)
 @blp.arguments(HallCounterIn)
 @blp.response(200, HallCallOut)
+@blp.alt_response(403, **_NOT_THIS_HALL)
+@blp.alt_response(404, **problem_doc("No such hall, or the counter is not calling anyone"))
 def skip(body: dict[str, Any], hall: str) -> Any:
     """The counter's current number did not come: mark it skipped and clear the call."""
     return runtime().halls.skip(_terminal(), hall, body["counter"])
@@ -129,6 +137,8 @@ def skip(body: dict[str, Any], hall: str) -> Any:
 @require(Role.TERMINAL)
 @blp.arguments(HallCounterIn)
 @blp.response(200, HallCallOut)
+@blp.alt_response(403, **_NOT_THIS_HALL)
+@blp.alt_response(404, **problem_doc("No such hall, or the counter is not calling anyone"))
 def recall(body: dict[str, Any], hall: str) -> Any:
     """Announce the counter's current number again."""
     return runtime().halls.recall(_terminal(), hall, body["counter"])
@@ -136,6 +146,7 @@ def recall(body: dict[str, Any], hall: str) -> Any:
 
 @blp.route("/<hall>/board", methods=["GET"])
 @blp.response(200, HallBoardOut)
+@blp.alt_response(404, **problem_doc("No such hall"))
 def board(hall: str) -> Any:
     """The display board: current call per counter and how many wait per service."""
     return runtime().halls.board(hall)

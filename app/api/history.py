@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.api.security import current_principal, require
 from app.audit import log as audit
 from app.audit.models import AuditEntry
@@ -21,7 +21,8 @@ _SCENE_FIELDS = ("direction", "fare", "trip", "admission", "service", "ticket")
 
 class HistoryArgs(ma.Schema):
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
-    before = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1),
+    # Bounded by the seq column (BIGINT): a larger number is no filter, but SQLite cannot bind it.
+    before = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=2**63 - 1),
                                metadata={"description": "only entries older than this seq"})
 
 

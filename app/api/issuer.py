@@ -4,9 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
-from app.api.schemas import ReasonIn, short
+from app.api.blueprint import Blueprint
+from app.api.schemas import ReasonIn, credential_type_doc, problem_doc, short
 from app.api.security import current_principal, require
 from app.auth import Role
 from app.registry import credentials
@@ -17,7 +17,7 @@ blp = Blueprint("issuer", __name__, url_prefix="/v1/issuer", description="Issuer
 
 class CredentialIn(ma.Schema):
     citizen_id = ma.fields.String(required=True, validate=short)
-    type = ma.fields.String(required=True, validate=short)
+    type = ma.fields.String(required=True, validate=short, metadata=credential_type_doc)
     number = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=64))
     attributes = ma.fields.Dict(keys=ma.fields.String(validate=short),
                                 values=ma.fields.String(validate=ma.validate.Length(max=200)),
@@ -36,7 +36,7 @@ class CredentialOut(ma.Schema):
 @require(Role.ISSUER)
 @blp.arguments(CredentialIn)
 @blp.response(201, CredentialOut)
-@blp.alt_response(403, description="The type is not this issuer's")
+@blp.alt_response(403, **problem_doc("Not an issuer token, or the type is not this issuer's"))
 def issue(body: dict[str, Any]) -> dict[str, Any]:
     """Link a credential to a citizen. Entitlements it gives appear in the citizen's next code."""
     rt = runtime()
@@ -50,8 +50,9 @@ def issue(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/credentials/<credential_id>/revoke", methods=["POST"])
 @require(Role.ISSUER)
-@blp.arguments(ReasonIn)
+@blp.arguments(ReasonIn, required=False)  # {reason?}: no body at all is fine too
 @blp.response(200, CredentialOut)
+@blp.alt_response(404, **problem_doc("No such credential of this issuer"))
 def revoke(body: dict[str, Any], credential_id: str) -> dict[str, Any]:
     """Revoke: entitlements from it stop at once online and after the next sync offline."""
     rt = runtime()

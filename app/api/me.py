@@ -5,9 +5,11 @@ from typing import Any
 
 import marshmallow as ma
 from flask import Response
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
+from app.api.schemas import problem_doc
 from app.api.security import current_principal, require
+from app.audit import log as audit
 from app.auth import Role
 from app.codes import qr
 from app.registry import citizens, credentials
@@ -15,6 +17,8 @@ from app.runtime import runtime
 from app.verification import issuing
 
 blp = Blueprint("me", __name__, url_prefix="/v1/me", description="Citizen app")
+
+_SUSPENDED = problem_doc("Not a citizen token, or the citizen is suspended: no code is issued")
 
 
 class MeOut(ma.Schema):
@@ -63,12 +67,14 @@ def my_credentials() -> list[dict[str, Any]]:
     with runtime().db.session() as session:
         rows = credentials.for_citizen(session, current_principal().principal_id)
     return [{"credential_id": c.id, "type": c.type, "issuer": issuer, "number_masked": c.number_masked,
-             "status": c.status, "valid_until": c.valid_until} for c, issuer in rows]
+             "status": c.status, "valid_until": audit.utc(c.valid_until) if c.valid_until else None}
+            for c, issuer in rows]
 
 
 @blp.route("/code", methods=["POST"])
 @require(Role.CITIZEN)
 @blp.response(201, CodeOut)
+@blp.alt_response(403, **_SUSPENDED)
 def new_code() -> dict[str, Any]:
     """A fresh short-lived code (compact JWS) to show as QR."""
     fresh = issuing.code_for(runtime(), current_principal().principal_id)
@@ -89,6 +95,7 @@ def _image(render: Any) -> Response:
 @require(Role.CITIZEN)
 @blp.doc(responses={"200": {"description": "QR image of a fresh code",
                             "content": {"image/png": {}}}})
+@blp.alt_response(403, **_SUSPENDED)
 def code_png() -> Response:
     """The QR image (PNG) of a fresh code."""
     return _image(qr.png)
@@ -98,6 +105,7 @@ def code_png() -> Response:
 @require(Role.CITIZEN)
 @blp.doc(responses={"200": {"description": "QR image of a fresh code",
                             "content": {"image/svg+xml": {}}}})
+@blp.alt_response(403, **_SUSPENDED)
 def code_svg() -> Response:
     """The QR image (SVG) of a fresh code."""
     return _image(qr.svg)

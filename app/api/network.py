@@ -4,8 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.scenes.metro.network import default_network
 
 blp = Blueprint("network", __name__, url_prefix="/v1/network", description="Public directory: metro")

@@ -4,8 +4,9 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
+from app.api.schemas import WholeNumber, problem_doc
 from app.api.security import require
 from app.auth import Role
 from app.runtime import runtime
@@ -21,8 +22,7 @@ class SpotOut(ma.Schema):
 
 
 class CapacityIn(ma.Schema):
-    daily_capacity = ma.fields.Integer(required=True, strict=True,
-                                       validate=ma.validate.Range(min=0, max=10_000_000))
+    daily_capacity = WholeNumber(required=True, validate=ma.validate.Range(min=0, max=10_000_000))
 
 
 class CapacityOut(SpotOut):
@@ -40,7 +40,7 @@ def list_spots() -> list[dict[str, Any]]:
 @require(Role.ADMIN)
 @blp.arguments(CapacityIn)
 @blp.response(200, CapacityOut)
-@blp.alt_response(404, description="No such spot")
+@blp.alt_response(404, **problem_doc("No such spot"))
 def set_capacity(body: dict[str, Any], spot: str) -> dict[str, Any]:
     """Change today's capacity; admissions beyond it today are denied `capacity_full`."""
     return scenic.directory(runtime()).set_capacity(spot, body["daily_capacity"])

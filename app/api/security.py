@@ -1,12 +1,13 @@
 """Bearer-token checks for views: 401 for a missing or unknown token, 403 for the wrong role."""
 from __future__ import annotations
 
+from copy import deepcopy
 from functools import wraps
 from typing import Any, Callable, TypeVar
 
 from flask import g, request
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.api.problems import problem
 from app.auth import Principal, Role, authenticate
 from app.runtime import runtime
@@ -52,6 +53,17 @@ def require(*roles: Role) -> Callable[[F], F]:
                 return problem(403, "Forbidden", f"This endpoint is for the role(s): {allowed}.")
             return view(*args, **kwargs)
 
+        _document_auth_failures(wrapper)
         return Blueprint.doc(security=[{"bearerAuth": []}])(wrapper)  # type: ignore[no-any-return]
 
     return decorator
+
+
+def _document_auth_failures(view: Any) -> None:
+    """Add 401 and 403 (problem+json) to the view's OpenAPI responses, as ``alt_response`` would;
+    a 403 the view documents itself (with a more telling description) is kept."""
+    view._apidoc = deepcopy(getattr(view, "_apidoc", {}))  # not the wrapped view's dict
+    responses = view._apidoc.setdefault("response", {}).setdefault("responses", {})
+    for status, name in ((401, "UNAUTHORIZED"), (403, "FORBIDDEN")):
+        if status not in responses and str(status) not in responses:
+            responses[status] = [name]

@@ -25,7 +25,8 @@ def exposition() -> Response:
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Werkzeug would append a second "; charset=utf-8".
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 def _observe(response: Response) -> Response:

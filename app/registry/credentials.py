@@ -63,6 +63,7 @@ def issue(session: Session, vault: PiiVault, issuer_id: str, *, citizen_id: str,
     citizen = session.get(Citizen, citizen_id)
     if citizen is None:
         raise InvalidInput("No such citizen.", {"citizen_id": ["no citizen with this id"]})
+    valid_from, valid_until = _utc("valid_from", valid_from), _utc("valid_until", valid_until)
     if valid_from and valid_until and valid_until <= valid_from:
         raise InvalidInput("Validity window is empty.", {"valid_until": ["must be after valid_from"]})
     credential_id = "crd_" + uuid.uuid4().hex[:20]
@@ -74,6 +75,17 @@ def issue(session: Session, vault: PiiVault, issuer_id: str, *, citizen_id: str,
     session.add(credential)
     _audit(session, "credential_issued", credential, citizen)
     return credential
+
+
+def _utc(field: str, moment: datetime | None) -> datetime | None:
+    """In UTC, as every time is stored: SQLite keeps a datetime's wall time and drops its offset,
+    so 08:00+08:00 would come back as 08:00 UTC. Times UTC cannot represent are refused."""
+    if moment is None:
+        return None
+    try:
+        return audit.utc(moment)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is in year 0 in UTC
+        raise InvalidInput("The time is out of range.", {field: ["not representable in UTC"]}) from None
 
 
 def revoke(session: Session, issuer_id: str, credential_id: str, reason: str | None) -> Credential:

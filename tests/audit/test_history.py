@@ -109,6 +109,18 @@ def test_bad_paging_arguments_are_422(client: FlaskClient) -> None:
         assert response.mimetype == "application/problem+json"
 
 
+def test_before_beyond_the_seq_column_is_422_not_a_database_error(client: FlaskClient) -> None:
+    citizen = enrol(client)
+    headers = bearer(citizen["app_token"])
+    largest = _history(client, citizen["app_token"], before=2**63 - 1)
+    assert [e["action"] for e in largest["entries"]] == ["citizen_enrolled"]
+    for before in (2**63, 10**40):  # SQLite cannot bind these (was a 500)
+        response = client.get("/v1/me/history", headers=headers, query_string={"before": before})
+        assert response.status_code == 422, before
+        assert response.mimetype == "application/problem+json"
+        assert "before" in response.get_json()["errors"]
+
+
 def test_history_is_for_citizens_only(client: FlaskClient) -> None:
     token, _ = _terminal(client, "hall", hall="city")
     assert client.get("/v1/me/history", headers=bearer(token)).status_code == 403

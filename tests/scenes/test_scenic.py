@@ -216,6 +216,15 @@ def test_put_bad_body_is_422_and_changes_nothing(client: FlaskClient, body: dict
     assert listed["laoshan"] == city_config().spots["laoshan"].daily_capacity
 
 
+def test_put_capacity_takes_a_whole_number_written_with_a_fraction(client: FlaskClient) -> None:
+    # JSON (Schema) has one number type: 25.0 is the integer 25, as the document's `integer` says.
+    response = client.put("/v1/admin/scenic/laoshan", headers=ADMIN, json={"daily_capacity": 25.0})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["daily_capacity"] == 25
+    refused = client.put("/v1/admin/scenic/laoshan", headers=ADMIN, json={"daily_capacity": True})
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+
+
 def test_get_spots_lists_the_three_spots_publicly_with_todays_capacity(client: FlaskClient) -> None:
     response = client.get("/v1/scenic/spots")
     assert response.status_code == 200

@@ -1,0 +1,64 @@
+"""The ``Blueprint`` every API module uses: flask-smorest's, with a webargs parser that answers
+400 (problem+json) for every JSON body the service cannot take as text, not only bad syntax.
+
+Beyond syntax errors (webargs' own 400), well-formed JSON can still be unusable:
+
+- ``json.loads`` gives up on nesting deeper than the recursion limit (``RecursionError``) and on
+  integers longer than the interpreter's digit limit (``ValueError``);
+- an escaped lone surrogate (``"\\ud800"``) decodes to a string that is not Unicode text and
+  cannot be encoded, stored or encrypted (``UnicodeEncodeError`` far downstream);
+- a NUL character (``"\\u0000"``) is valid JSON but no text column of PostgreSQL takes it.
+
+All three were 500s. A code with such text is not a *bad code* (200 deny) but a request whose
+body is not valid JSON text (RFC 8259 §8), refused before any view runs.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+import flask_smorest
+import marshmallow as ma
+from webargs.flaskparser import FlaskParser, abort
+
+
+class NulCharacter(ValueError):
+    """A string in the body holds U+0000."""
+
+
+def _check_text(value: Any) -> None:
+    """Raise ``UnicodeEncodeError`` if any key or string in the decoded body is not UTF-8 text,
+    ``NulCharacter`` if one holds U+0000."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")
+            if "\x00" in item:
+                raise NulCharacter
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                pending.append(key)
+                pending.append(inner)
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+class JsonBodyParser(FlaskParser):
+    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
+        try:
+            data = super().load_json(req, schema)
+            _check_text(data)
+        except NulCharacter as exc:
+            abort(400, exc=exc, messages={"json": ["Invalid JSON body: strings must not contain "
+                                                   "U+0000."]})
+        except UnicodeEncodeError as exc:
+            abort(400, exc=exc, messages={"json": ["Invalid JSON body: strings must be Unicode text "
+                                                   "(no unpaired surrogates)."]})
+        except (ValueError, RecursionError) as exc:  # syntax errors were already a 400 above
+            abort(400, exc=exc, messages={"json": ["Invalid JSON body."]})
+        return data
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = JsonBodyParser()
