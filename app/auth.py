@@ -55,14 +55,6 @@ def issue_token(session: Session, role: Role, principal_id: str) -> str:
     return token
 
 
-def revoke_tokens(session: Session, role: Role, principal_id: str) -> None:
-    now = datetime.now(timezone.utc)
-    for row in session.scalars(select(ApiToken).where(
-            ApiToken.role == role.value, ApiToken.principal_id == principal_id,
-            ApiToken.revoked_at.is_(None))):
-        row.revoked_at = now
-
-
 def authenticate(session: Session, token: str, env_admin_token: str | None) -> Principal | None:
     """Return the principal a presented token belongs to, or None."""
     if not token or len(token) > MAX_TOKEN_LENGTH:

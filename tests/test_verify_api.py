@@ -97,3 +97,15 @@ def test_code_response_reports_qr_version_within_budget(client: FlaskClient) -> 
     body = client.post("/v1/me/code", headers=bearer(citizen["app_token"])).get_json()
     assert 1 <= body["qr_version"] <= 12
     assert body["refresh_after"] < body["expires_at"]
+
+
+def test_scenes_and_plain_verification_claim_the_same_replay_record(app: Flask) -> None:
+    from app.codes.decision import CodeClaims
+    from app.codes.replay import RedisReplayStore
+    from app.scenes.atomic import replay_expiry, replay_key_for
+
+    claims = CodeClaims("cc", "sub12345678", 1_790_000_000, 1_790_000_060, "jtiJtiJti012", (), "kid00001")
+    store = RedisReplayStore(app.extensions["citycode"].redis)
+    leeway = app.extensions["citycode"].settings.clock_leeway_seconds
+    assert replay_key_for(claims) == store.key(claims.iss, claims.jti)
+    assert replay_expiry(claims, leeway) == store.expire_at(claims.exp + leeway)

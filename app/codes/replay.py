@@ -30,6 +30,15 @@ def replay_key(prefix: str, iss: str, jti: str) -> str:
     return f"{prefix}{len(iss)}:{iss}:{jti}"
 
 
+DEFAULT_PREFIX = "cc:replay:"
+DEFAULT_MARGIN_SECONDS = 30
+
+
+def record_until(expires_at: float, margin_seconds: int = DEFAULT_MARGIN_SECONDS) -> int:
+    """The absolute Unix time a replay record is kept until: a little past the code's end."""
+    return math.ceil(expires_at) + margin_seconds
+
+
 class RedisReplayStore:
     """``SET key 1 NX EXAT t``: one round trip, atomic across workers and servers.
 
@@ -37,8 +46,8 @@ class RedisReplayStore:
     ahead of ours cannot drop a record while we would still accept the code.
     """
 
-    def __init__(self, client: "redis.Redis[bytes]", prefix: str = "cc:replay:", *,
-                 margin_seconds: int = 30) -> None:
+    def __init__(self, client: "redis.Redis[bytes]", prefix: str = DEFAULT_PREFIX, *,
+                 margin_seconds: int = DEFAULT_MARGIN_SECONDS) -> None:
         self.client = client
         self.prefix = prefix
         self.margin_seconds = margin_seconds
@@ -49,7 +58,7 @@ class RedisReplayStore:
 
     def expire_at(self, expires_at: float) -> int:
         """The absolute Unix time the record is kept until."""
-        return math.ceil(expires_at) + self.margin_seconds
+        return record_until(expires_at, self.margin_seconds)
 
     def claim(self, iss: str, jti: str, expires_at: float) -> bool:
         try:

@@ -11,11 +11,9 @@ import redis
 
 from app.codes.decision import CodeClaims
 from app.codes.errors import Degraded
-from app.codes.replay import replay_key
+from app.codes.replay import DEFAULT_PREFIX, record_until, replay_key
 
 log = logging.getLogger(__name__)
-
-REPLAY_PREFIX = "cc:replay:"
 
 
 class AtomicScript:
@@ -33,9 +31,9 @@ class AtomicScript:
 
 def replay_key_for(claims: CodeClaims) -> str:
     """The same key ``RedisReplayStore`` claims, so scenes and plain verification agree."""
-    return replay_key(REPLAY_PREFIX, claims.iss, claims.jti)
+    return replay_key(DEFAULT_PREFIX, claims.iss, claims.jti)
 
 
 def replay_expiry(claims: CodeClaims, leeway: int) -> int:
-    """Unix time at which the replay record may go (EXAT argument)."""
-    return claims.exp + leeway + 30
+    """Unix time at which the replay record may go (EXAT argument), as ``RedisReplayStore`` keeps it."""
+    return record_until(claims.exp + leeway)

@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from app.city import load
 from app.codes.mint import mint
 from app.runtime import Runtime
-from app.scenes.atomic import REPLAY_PREFIX
+from app.codes.replay import DEFAULT_PREFIX as REPLAY_PREFIX
 from app.scenes.metro.trips import TRIP_PREFIX
 from app.verification.issuing import ISSUER
 from tests.helpers import bearer, terminal
