@@ -31,13 +31,20 @@ QR_MAX_CHARS = 287
 """Byte-mode capacity of QR version 12 at error correction M (the design's size ceiling)."""
 
 ENTITLEMENT_LETTERS: Mapping[str, str] = MappingProxyType({
-    "stu": "s", "sen": "e", "dis": "d", "sap": "p", "hg": "g", "hy": "y", "hr": "r"})
+    "stu": "s", "sen": "e", "dis": "d", "sap": "p", "hg": "g", "hy": "y", "hr": "r",
+    # Today's scenic reservation, one per spot (the spot is named in scenic.json).
+    "rla": "l", "rzt": "z", "rjm": "j"})
 """Entitlement name (``app.registry.entitlements``) → its one letter in the ``ent`` claim.
 
 The only place the mapping lives. On the wire ``ent`` is ONE JSON string of letters, sorted, no
 duplicates (``"ent":"edpg"`` for sen + dis + sap + hg): a list of names cost 3 bytes of JSON
 framing per entitlement plus the name, which pushed a realistic code past QR version 12.
-Letters are forever: never reuse or reassign one; a new entitlement takes a new letter."""
+Letters are forever: never reuse or reassign one; a new entitlement takes a new letter.
+
+Budget: every letter costs one byte of payload. The most a citizen can hold at once — stu, sen,
+dis, sap, one health letter and a reservation for each of the three spots, 8 letters — makes a
+285-character code (QR version 12 holds 287); a ninth letter (a fourth spot) still fits at 286,
+a tenth does not (``tests/codes/test_reservation_budget.py`` holds the shipped data to this)."""
 
 ENTITLEMENT_NAMES: Mapping[str, str] = MappingProxyType(
     {letter: name for name, letter in ENTITLEMENT_LETTERS.items()})
@@ -106,7 +113,7 @@ def compact_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
-# Every canonical ``ent`` string (letters sorted, at most one of each: 2**7 of them) → the names,
+# Every canonical ``ent`` string (letters sorted, at most one of each: 2**10 of them) → the names,
 # sorted; the verifier's common case is one dictionary lookup.
 _CANONICAL_ENT: dict[str, tuple[str, ...]] = {
     "".join(sorted(ENTITLEMENT_LETTERS[n] for n in names)): names

@@ -1,7 +1,14 @@
-"""Credentials issued by bureaus: linking, revoking, listing, and the citizen's entitlements."""
+"""Credentials issued by bureaus: linking, revoking, listing, and the citizen's entitlements.
+
+Entitlements are a function of a moment: the credentials valid then, and for a scenic reservation
+the city day (Asia/Shanghai) it falls on (``app.registry.entitlements``). Revoking compares the
+entitlements before and after at ONE moment, so only what the revocation itself takes away enters
+the feed as ``entitlement_revoked``: a reservation for another day, or one that starts or ends
+with the date or its validity window, takes nothing away today and records nothing (codes carry
+only their minting day's reservations and live a minute, so there is nothing to strip).
+"""
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import date, datetime, timezone
 from typing import Any, Mapping, Sequence
@@ -10,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit import log as audit
+from app.city import CITY_TZ
 from app.db.models import Citizen, Credential, Issuer
 from app.errors import InvalidInput, NotFound, PermissionDenied
 from app.registry import citizens, entitlements, revocations
@@ -88,9 +96,10 @@ def _utc(field: str, moment: datetime | None) -> datetime | None:
         raise InvalidInput("The time is out of range.", {field: ["not representable in UTC"]}) from None
 
 
-def revoke(session: Session, issuer_id: str, credential_id: str, reason: str | None) -> Credential:
-    """Revoke, audited as the issuer's act; if that takes an entitlement away, it enters the feed
-    at once."""
+def revoke(session: Session, issuer_id: str, credential_id: str, reason: str | None,
+           now: datetime | None = None) -> Credential:
+    """Revoke, audited as the issuer's act; if that takes an entitlement away at ``now`` (default:
+    the current time), it enters the feed at once."""
     credential = session.get(Credential, credential_id)
     if credential is None or credential.issuer_id != issuer_id:
         raise NotFound("No such credential for this issuer.")  # no hint that another issuer has it
@@ -98,14 +107,17 @@ def revoke(session: Session, issuer_id: str, credential_id: str, reason: str | N
         return credential
     citizen = session.get(Citizen, credential.citizen_id)
     assert citizen is not None
-    before = set(current_entitlements(session, citizen.id))
+    moment = datetime.now(timezone.utc) if now is None else audit.utc(now)  # stored as UTC
+    before = set(current_entitlements(session, citizen.id, moment))
     credential.status = REVOKED
-    credential.revoked_at = datetime.now(timezone.utc)
+    credential.revoked_at = moment
     credential.revoke_reason = reason
     session.flush()
-    now = int(time.time())
-    for lost in sorted(before - set(current_entitlements(session, citizen.id))):
-        revocations.record(session, "entitlement_revoked", f"{citizen.pseudonym}/{lost}", now)
+    # The same moment on both sides: a clock ticking past midnight (or past a validity bound)
+    # between the two reads would otherwise look like a revocation.
+    for lost in sorted(before - set(current_entitlements(session, citizen.id, moment))):
+        revocations.record(session, "entitlement_revoked", f"{citizen.pseudonym}/{lost}",
+                           int(moment.timestamp()))
     _audit(session, "credential_revoked", credential, citizen)
     return credential
 
@@ -133,8 +145,12 @@ def valid_credentials(session: Session, citizen_id: str, now: datetime | None = 
     return [c for c in rows if _is_valid(c, now)]
 
 
-def current_entitlements(session: Session, citizen_id: str) -> tuple[str, ...]:
-    return entitlements.derive((c.type, c.attributes) for c in valid_credentials(session, citizen_id))
+def current_entitlements(session: Session, citizen_id: str, now: datetime | None = None) -> tuple[str, ...]:
+    """The entitlements the citizen holds at ``now`` (default: the current time; naive is UTC): from
+    credentials valid then, reservations only for the city day ``now`` falls on."""
+    now = datetime.now(timezone.utc) if now is None else audit.utc(now)
+    held = ((c.type, c.attributes) for c in valid_credentials(session, citizen_id, now))
+    return entitlements.derive(held, day=now.astimezone(CITY_TZ).date())
 
 
 def for_citizen(session: Session, citizen_id: str) -> list[tuple[Credential, str]]:

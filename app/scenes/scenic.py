@@ -1,6 +1,17 @@
 """Scenic spots: admission by a reservation for the spot and day or by an admitting entitlement,
 once per citizen per spot per city day, within the day's capacity.
 
+Who may enter is decided from the verified code alone — no registry query on the scan path — by
+``admits``, a pure function the online ``ScenicScene`` and the offline turnstile reader both call:
+an annual pass (``annual_pass_entitlements``) or a spot's free category admits; a reservation
+admits through its spot's entitlement (``reservation_entitlement`` in scenic.json, e.g. ``rla`` for
+Laoshan), which a code carries only if the citizen's reservation is for the city day the code was
+minted on, and which counts only when the code is scanned on that same city day (its ``iat``'s
+day). So a code minted at 23:59:50 on day D and scanned at 00:00:10 on D+1 carries D's reservation
+but is turned away ``no_reservation``; the phone's next code (refreshed every ~40 s) carries D+1's.
+A revoked reservation reaches verifiers as ``entitlement_revoked`` in the revocation feed and is
+stripped from the code's ``ent`` before ``admits`` sees it.
+
 Redis keys per spot and city day (``<day>`` is YYYY-MM-DD in Asia/Shanghai), all expiring an hour
 after that day ends:
 
@@ -14,27 +25,23 @@ turnstiles racing for the last place can never both win.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import redis
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.city import CITY_TZ, load
-from app.codes.decision import CodeClaims, Decision
+from app.codes.decision import Decision
 from app.codes.errors import Degraded
-from app.db import Database
-from app.db.models import Citizen, Credential
 from app.errors import NotFound, Unavailable
+from app.registry.entitlements import reservation_entitlements
 from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
 from app.scenes.base import ScanContext, local_date
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
 
-RESERVATION = "scenic_reservation"
 _DAY_MARGIN_SECONDS = 3600
 
 # KEYS: replay, admitted set, count, capacity.  ARGV: replay EXAT, deny decided before ('' if
@@ -64,6 +71,7 @@ class Spot:
     daily_capacity: int
     free_categories: frozenset[str]
     hours: tuple[time, time] | None = None  # local opening, closing
+    reservation: str | None = None  # entitlement a reservation for the spot gives; None: not reservable
 
     def is_open(self, now: float) -> bool:
         if self.hours is None:
@@ -79,12 +87,14 @@ class ScenicConfig:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> ScenicConfig:
+        reservations = reservation_entitlements(config)
         spots = {}
         for item in config["spots"]:
             hours = item.get("hours")
             spot = Spot(str(item["spot"]), str(item["name"]), int(item["daily_capacity"]),
                         frozenset(item.get("free_categories", ())),
-                        (time.fromisoformat(hours[0]), time.fromisoformat(hours[1])) if hours else None)
+                        (time.fromisoformat(hours[0]), time.fromisoformat(hours[1])) if hours else None,
+                        reservations.get(str(item["spot"])))
             if spot.daily_capacity < 0 or ":" in spot.spot:
                 raise ValueError(f"scenic spot {spot.spot!r}: capacity must be >= 0, id without ':'")
             spots[spot.spot] = spot
@@ -145,40 +155,43 @@ class ScenicDirectory:
         return {"spot": spot.spot, "name": spot.name, "daily_capacity": capacity, "date": day.isoformat()}
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # SQLite: naive UTC
+def admits(config: ScenicConfig, spot: Spot, ent: Iterable[str], *, issued_at: float,
+           scanned_at: float) -> bool:
+    """Whether a verified code's entitlements let its holder into ``spot`` (capacity, opening hours
+    and once-a-day aside). Pure: the online scene and offline readers decide alike.
+
+    ``ent`` is the code's entitlement names after revocations; ``issued_at`` its ``iat`` and
+    ``scanned_at`` the scan time (epoch seconds). An annual pass or one of the spot's free
+    categories admits on any day; the spot's reservation entitlement admits only when the code was
+    minted on the scan's city day, because the entitlement names the spot and not the day.
+    """
+    held = frozenset(ent)
+    if held & config.annual_pass or held & spot.free_categories:
+        return True
+    return (spot.reservation is not None and spot.reservation in held
+            and local_date(issued_at) == local_date(scanned_at))
 
 
-def has_reservation(db: Database, sub: str, spot: str, day: date, now: float) -> bool:
-    """An active, currently valid ``scenic_reservation`` of the pseudonym's citizen for the spot
-    and day: one query on the unique pseudonym and the credentials' citizen index."""
-    moment = datetime.fromtimestamp(now, timezone.utc)
-    with db.session() as session:
-        rows = session.execute(
-            select(Credential.attributes, Credential.valid_from, Credential.valid_until)
-            .join(Citizen, Citizen.id == Credential.citizen_id)
-            .where(Citizen.pseudonym == sub, Credential.type == RESERVATION,
-                   Credential.status == "active", Credential.attributes["spot"].as_string() == spot)
-        ).all()
-    for attributes, valid_from, valid_until in rows:
-        try:
-            reserved_for = date.fromisoformat(str(attributes.get("date", "")))
-        except ValueError:
-            continue
-        if (reserved_for == day and (valid_from is None or _aware(valid_from) <= moment)
-                and (valid_until is None or moment < _aware(valid_until))):
-            return True
-    return False
+def entry_denial(config: ScenicConfig, spot: Spot, ent: Iterable[str], *, issued_at: float,
+                 scanned_at: float) -> str | None:
+    """The reason a code is turned away before capacity and once-a-day are counted — ``closed``
+    outside opening hours, ``no_reservation`` when ``admits`` says no — or None. Pure, like
+    ``admits``."""
+    if not spot.is_open(scanned_at):
+        return "closed"
+    if not admits(config, spot, ent, issued_at=issued_at, scanned_at=scanned_at):
+        return "no_reservation"
+    return None
 
 
 class ScenicScene:
-    """Admit by reservation or entitlement, once a day, within capacity; claim the code with it."""
+    """Admit by reservation or entitlement, once a day, within capacity; claim the code with it.
+    Reads nothing but the verified code and Redis."""
 
     kind = "scenic"
 
-    def __init__(self, client: "redis.Redis[bytes]", db: Database, config: ScenicConfig, *,
-                 leeway: int) -> None:
-        self.db, self.config, self.leeway = db, config, leeway
+    def __init__(self, client: "redis.Redis[bytes]", config: ScenicConfig, *, leeway: int) -> None:
+        self.config, self.leeway = config, leeway
         self._admit = AtomicScript(client, _ADMIT_SCRIPT, "scenic.admit")
 
     def decide(self, checked: Decision, ctx: ScanContext) -> Decision:
@@ -187,18 +200,13 @@ class ScenicScene:
         spot = self.config.spots.get(ctx.site.get("spot", ""))
         if spot is None:  # the turnstile's set-up, not the citizen: leave the code unused
             return Decision.deny("closed", claims, detail="spot not configured")
-        day = ctx.local_date
+        early = entry_denial(self.config, spot, claims.ent, issued_at=claims.iat, scanned_at=ctx.now)
+        in_key, count_key, cap_key = day_keys(spot.spot, ctx.local_date)
         try:
-            early = "" if spot.is_open(ctx.now) else "closed"
-            if not early and not self._admissible(claims, spot, day, ctx.now):
-                early = "no_reservation"
-            in_key, count_key, cap_key = day_keys(spot.spot, day)
             reason, remaining = self._admit(
                 keys=[replay_key_for(claims), in_key, count_key, cap_key],
-                args=[replay_expiry(claims, self.leeway), early, claims.sub, spot.daily_capacity,
+                args=[replay_expiry(claims, self.leeway), early or "", claims.sub, spot.daily_capacity,
                       day_ttl(ctx.now)])
-        except SQLAlchemyError:
-            return Decision.deny("degraded", claims, detail="reservations unavailable")
         except Degraded as error:
             return Decision.from_error(error, claims)
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
@@ -206,16 +214,9 @@ class ScenicScene:
             return checked.with_data(admission={"spot": spot.spot, "remaining": max(int(remaining), 0)})
         return Decision.deny(reason, claims, detail=f"{reason} at {spot.spot}")
 
-    def _admissible(self, claims: CodeClaims, spot: Spot, day: date, now: float) -> bool:
-        """An annual pass or free category (no database), else a reservation for spot and day."""
-        held = set(claims.ent)
-        if held & self.config.annual_pass or held & spot.free_categories:
-            return True
-        return has_reservation(self.db, claims.sub, spot.spot, day, now)
-
 
 def build(rt: Runtime) -> ScenicScene:
-    return ScenicScene(rt.redis, rt.db, city_config(), leeway=rt.settings.clock_leeway_seconds)
+    return ScenicScene(rt.redis, city_config(), leeway=rt.settings.clock_leeway_seconds)
 
 
 def directory(rt: Runtime) -> ScenicDirectory:

@@ -1,4 +1,9 @@
-"""Minting a code for a citizen: current entitlements, the current key, a short lifetime."""
+"""Minting a code for a citizen: current entitlements, the current key, a short lifetime.
+
+The entitlements are those held at the minting moment, which is also the code's ``iat``: a code
+minted on city day D carries the scenic reservations for D (and no other day), and a turnstile
+reads D back from ``iat`` (``app.scenes.scenic.admits``).
+"""
 from __future__ import annotations
 
 import time
@@ -27,7 +32,10 @@ def code_for(rt: Runtime, citizen_id: str, now: float | None = None) -> FreshCod
         citizen = citizens.get(session, citizen_id)
         if citizen.status != citizens.ACTIVE:
             raise PermissionDenied("This citizen is suspended; no code can be issued.")
-        entitlements = credentials.current_entitlements(session, citizen.id)
+        # At the minting moment: its city day is the day of the code's iat (= floor(now); city
+        # midnights fall on whole seconds), so the reservations carried are iat's day's.
+        entitlements = credentials.current_entitlements(session, citizen.id,
+                                                        datetime.fromtimestamp(now, timezone.utc))
         pseudonym = citizen.pseudonym
     ttl = rt.settings.code_ttl_seconds
     minted = mint(rt.keys.get(), issuer=ISSUER, subject=pseudonym, entitlements=entitlements,

@@ -87,7 +87,15 @@ def test_the_letters_are_the_documented_ones() -> None:
     assert dict(ENTITLEMENT_LETTERS) == {
         entitlements.STUDENT: "s", entitlements.SENIOR: "e", entitlements.DISABLED: "d",
         entitlements.SCENIC_PASS: "p", entitlements.HEALTH_GREEN: "g",
-        entitlements.HEALTH_YELLOW: "y", entitlements.HEALTH_RED: "r"}
+        entitlements.HEALTH_YELLOW: "y", entitlements.HEALTH_RED: "r",
+        entitlements.RESERVE_LAOSHAN: "l", entitlements.RESERVE_ZHANSHAN_TEMPLE: "z",
+        entitlements.RESERVE_JIMO_OLD_TOWN: "j"}
+
+
+def test_every_reservation_entitlement_has_its_own_letter() -> None:
+    assert entitlements.RESERVATIONS <= set(ENTITLEMENT_LETTERS)
+    assert entitlements.RESERVATIONS.isdisjoint({ENTITLEMENT_NAMES[letter] for letter in "sedpgyr"})
+    assert entitlement_names("jlz") == ("rjm", "rla", "rzt")
 
 
 _SUBSETS = [names for k in range(len(ENTITLEMENT_LETTERS) + 1)

@@ -2,8 +2,10 @@
 with real Redis and a real database."""
 from __future__ import annotations
 
+import secrets
 import threading
-from datetime import timedelta
+import time
+from datetime import datetime, time as dtime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +13,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.city import load
+from app.city import CITY_TZ, load
+from app.codes.decision import CodeClaims, Decision
 from app.scenes.base import ScanContext, local_date
 from app.scenes.scenic import ScenicConfig, ScenicScene, city_config, day_keys
 from bus_scenic_support import (ScanClock, bureau, citizen, freeze_scan_clock,
@@ -71,6 +74,51 @@ def test_revoked_reservation_is_no_reservation(client: FlaskClient, clock: ScanC
     visitor = citizen(client, cards, reservation("laoshan", local_date(clock.now)))
     client.post(f"/v1/issuer/credentials/{visitor['card_ids'][0]}/revoke", headers=bearer(cards), json={})
     assert scan(client, turnstile(client), fresh_code(client, visitor))["reason"] == "no_reservation"
+
+
+def test_code_shown_before_its_reservation_is_revoked_is_no_reservation(
+        client: FlaskClient, clock: ScanClock) -> None:
+    """The revocation reaches the verifier through the feed (entitlement_revoked <sub>/rla), which
+    strips the entitlement from a code minted before it: the scene sees no reservation."""
+    cards = bureau(client)
+    visitor = citizen(client, cards, reservation("laoshan", local_date(clock.now)))
+    shown = fresh_code(client, visitor)
+    gate = turnstile(client)
+    client.post(f"/v1/issuer/credentials/{visitor['card_ids'][0]}/revoke", headers=bearer(cards), json={})
+    denied = scan(client, gate, shown)
+    assert (denied["decision"], denied["reason"]) == ("deny", "no_reservation")
+    feed = client.get("/v1/trust/revocations?since=0", headers=bearer(gate)).get_json()["entries"]
+    assert [(e["kind"], e["id"].rsplit("/", 1)[1]) for e in feed] == [("entitlement_revoked", "rla")]
+
+
+def test_reservation_at_one_spot_leaves_the_others_closed_to_the_same_code_holder(
+        client: FlaskClient, clock: ScanClock) -> None:
+    visitor = citizen(client, bureau(client), reservation("zhanshan_temple", local_date(clock.now)))
+    assert scan(client, turnstile(client, "jimo_old_town"), fresh_code(client, visitor))["reason"] == "no_reservation"
+    assert admitted(scan(client, turnstile(client, "zhanshan_temple"), fresh_code(client, visitor)))
+
+
+def _claims(sub: str, ent: tuple[str, ...], iat: int) -> CodeClaims:
+    return CodeClaims("cc", sub, iat, iat + 60, secrets.token_urlsafe(9), ent, "kid")
+
+
+def test_reservation_is_decided_from_the_code_alone_and_only_on_its_minting_day(app: Flask) -> None:
+    """No registry row exists for this pseudonym: the scene admits on the code's ``rla`` and its
+    ``iat``. A code minted 10 s before midnight admits before midnight, not 10 s after it."""
+    rt = runtime_of(app)
+    scene = ScenicScene(rt.redis, city_config(), leeway=5)
+    midnight = datetime.combine(local_date(time.time()) + timedelta(days=3), dtime(0), CITY_TZ).timestamp()
+    minted = int(midnight) - 10
+    site = {"spot": "laoshan"}
+
+    def decide(sub: str, ent: tuple[str, ...], now: float) -> str:
+        checked = Decision.accept(_claims(sub, ent, minted))
+        return scene.decide(checked, ScanContext("t", "scenic", site, now=now)).reason
+
+    assert decide("nobody-on-file-1", ("rla",), midnight - 5) == "ok"
+    assert decide("nobody-on-file-2", ("rla",), midnight + 10) == "no_reservation"
+    assert decide("nobody-on-file-3", ("rla", "sap"), midnight + 10) == "ok"  # a pass has no day
+    assert decide("nobody-on-file-4", ("rzt",), midnight - 5) == "no_reservation"
 
 
 def test_annual_pass_admits_without_reservation(client: FlaskClient, clock: ScanClock) -> None:
@@ -261,7 +309,7 @@ def test_state_store_failure_in_scene_is_degraded_and_leaves_code_unused(app: Fl
     checked = rt.verifier.check(shown)
     broken = dead_redis()
     try:
-        decision = ScenicScene(broken, rt.db, city_config(), leeway=5).decide(
+        decision = ScenicScene(broken, city_config(), leeway=5).decide(
             checked, ScanContext("t", "scenic", {"spot": "laoshan"}, now=rt.scans.clock()))
     finally:
         broken.close()
@@ -273,7 +321,7 @@ def test_outside_opening_hours_is_closed(app: Flask, client: FlaskClient) -> Non
     config = ScenicConfig.from_config({"annual_pass_entitlements": ["sap"], "spots": [
         {"spot": "laoshan", "name": "崂山风景区", "daily_capacity": 10, "hours": ["06:00", "18:00"]}]})
     rt = runtime_of(app)
-    scene = ScenicScene(rt.redis, rt.db, config, leeway=5)
+    scene = ScenicScene(rt.redis, config, leeway=5)
     visitor = citizen(client, bureau(client), "scenic_annual_pass")
     noon = 1_780_000_000 - 1_780_000_000 % 86400 + 4 * 3600  # 12:00 in Shanghai (UTC+8)
     for now, expected in ((noon - 7 * 3600, "closed"), (noon + 6 * 3600, "closed"), (noon, "ok")):
