@@ -4,7 +4,8 @@ A kiosk scan answers 201 with the ticket, or 200 with a normal ``deny`` decision
 replayed code; ``degraded`` when the queues cannot be reached — halls fail closed). Additions to
 API.md: ``POST /v1/halls/{hall}/skip`` and ``…/recall``; ``level`` and ``counters`` in the
 directory; ``decision``, ``reason``, ``message``, ``hall`` and ``existing`` in a ticket;
-``service`` in a call. Rules are in ``app.hall``.
+``service`` in a call; ``request_id`` in a ticket request (a retry answers the first ticket
+again, 409 when reused for another request). Rules are in ``app.hall``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import marshmallow as ma
 from app.api.blueprint import Blueprint
 from app.api.security import current_principal, require
 from app.api.schemas import problem_doc, short
+from app.api.verify import REUSED_REQUEST_ID, request_id_field
 from app.auth import Role
 from app.hall import directory
 from app.registry.terminals import TerminalInfo
@@ -29,6 +31,7 @@ _NOT_THIS_HALL = problem_doc("Not a terminal of this hall (or, at a counter, of 
 class HallTicketIn(ma.Schema):
     code = ma.fields.String(required=True)
     service = ma.fields.String(required=True, validate=short)
+    request_id = request_id_field()
 
 
 class HallTicketOut(ma.Schema):
@@ -105,10 +108,12 @@ def list_halls() -> list[dict[str, Any]]:
 @blp.alt_response(200, schema=HallTicketOut, description="The code was denied: no ticket.")
 @blp.alt_response(403, **_NOT_THIS_HALL)
 @blp.alt_response(404, **problem_doc("No such hall"))
+@blp.alt_response(409, **REUSED_REQUEST_ID)
 def take_ticket(body: dict[str, Any], hall: str) -> tuple[dict[str, Any], int]:
-    """Kiosk scan: take a number for `service` (the same one again if already waiting)."""
-    decision = runtime().halls.take_number(_terminal(), hall, body["service"], body["code"])
-    return decision.to_dict(), 201 if decision.accepted else 200
+    """Kiosk scan: take a number for `service` (the same one again if already waiting). A retry
+    with the same `request_id` answers the first ticket again and takes nothing."""
+    answer = runtime().halls.ticket(_terminal(), hall, body["service"], body["code"], body["request_id"])
+    return answer, 201 if answer["decision"] == "accept" else 200
 
 
 @blp.route("/<hall>/call", methods=["POST"])

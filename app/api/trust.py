@@ -38,7 +38,9 @@ class FeedOut(ma.Schema):
 @blp.response(200, FeedOut)
 def revocation_feed(query: dict[str, Any]) -> dict[str, Any]:
     """Entries after version `since`. `full: true` means replace local state instead of merging;
-    `more: true` means call again with the returned version."""
+    `more: true` means call again with the returned version. Versions become visible in version
+    order, so syncing with `since` = the last version applied never skips an entry (numbers may
+    have gaps: a write that was rolled back)."""
     with runtime().db.session() as session:
         page = revocations.since(session, query["since"])
     body: dict[str, Any] = {"version": page.version, "entries": page.entries, "more": page.version < page.latest}

@@ -6,12 +6,31 @@ from typing import Any
 import marshmallow as ma
 
 from app.api.blueprint import Blueprint
-from app.api.schemas import DecisionOut
+from app.api.schemas import DecisionOut, problem_doc
 from app.api.security import current_principal, require
 from app.auth import Role
 from app.runtime import runtime
+from app.verification.retries import REQUEST_ID_PATTERN, valid_request_id
 
 blp = Blueprint("verify", __name__, url_prefix="/v1", description="Terminals: verify codes")
+
+REUSED_REQUEST_ID = problem_doc("This request_id was already used by this terminal for another "
+                                "request (another code, direction or service)")
+
+
+def _check_request_id(value: str) -> None:
+    if not valid_request_id(value):
+        raise ma.ValidationError("1..64 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'.")
+
+
+def request_id_field() -> ma.fields.String:
+    """The optional ``request_id`` of a scan (also taken by hall kiosk tickets)."""
+    return ma.fields.String(load_default=None, validate=_check_request_id, metadata={
+        "pattern": REQUEST_ID_PATTERN, "minLength": 1, "maxLength": 64,
+        "description": "Chosen by the terminal, unique per terminal. Send the same value when "
+                       "retrying a request whose reply was lost: within the code's lifetime the "
+                       "retry gets the first answer back and changes nothing. The same value "
+                       "with another code (or direction, or service) is 409."})
 
 
 class VerifyIn(ma.Schema):
@@ -19,16 +38,19 @@ class VerifyIn(ma.Schema):
     # limit (413) already bounds what is parsed.
     code = ma.fields.String(required=True)
     direction = ma.fields.String(validate=ma.validate.OneOf(["entry", "exit"]), load_default=None)
+    request_id = request_id_field()
 
 
 @blp.route("/verify", methods=["POST"])
 @require(Role.TERMINAL)
 @blp.arguments(VerifyIn)
 @blp.response(200, DecisionOut)
+@blp.alt_response(409, **REUSED_REQUEST_ID)
 def verify(body: dict[str, Any]) -> dict[str, Any]:
     """Check a code (signature, time, suspension/revocation), then the policy of this terminal's
-    kind; first use of `(iss, jti)` is claimed atomically with the scene's state change."""
+    kind; first use of `(iss, jti)` is claimed atomically with the scene's state change. A retry
+    with the same `request_id` answers the first decision again and changes nothing."""
     rt = runtime()
     terminal = rt.terminals.get(current_principal().principal_id)
     ctx = rt.scans.context(terminal.id, terminal.kind, terminal.site, body["direction"])
-    return rt.scans.scan(body["code"], ctx).to_dict()
+    return rt.scans.answer(body["code"], ctx, body["request_id"])

@@ -15,18 +15,23 @@
   given. Counter actions and the board answer 503 (``Unavailable``) instead — they are not scans.
 - A counter terminal acts only for its own counter; a hall terminal without a counter (a floor
   manager's console) may act for any counter of its hall.
+- A kiosk's ``request_id`` (``ticket``): a retry of the same request gets the first answer back —
+  the same ticket, ``ahead`` as it was — and takes nothing a second time
+  (``app.verification.retries``).
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from app.city import CITY_TZ
 from app.codes.decision import Decision
 from app.codes.errors import CodeError, Degraded
 from app.errors import NotFound, PermissionDenied, Unavailable
-from app.hall.config import Hall, HallDirectory, directory
+from app.hall.config import Hall, HallDirectory, Service, directory
 from app.hall.queue import Board, Call, HallQueue
+from app.scenes.base import ScanContext
+from app.verification.retries import Attempt, fingerprint
 
 if TYPE_CHECKING:
     from app.registry.terminals import TerminalInfo
@@ -49,9 +54,25 @@ class HallDesk:
         """A kiosk scan: check the code, then claim it and take (or hand back) a number."""
         hall = self._hall_for(terminal, hall_id)
         service = hall.service(service_id)
+        ctx = self.rt.scans.context(terminal.id, terminal.kind, terminal.site)
+        return self._take(hall, service, ctx, self.rt.verifier.check(code))
+
+    def ticket(self, terminal: "TerminalInfo", hall_id: str, service_id: str, code: str,
+               request_id: str | None = None) -> dict[str, Any]:
+        """``take_number``'s answer body; with ``request_id`` a retry gets the first body back
+        (``RequestIdReused`` for another request under the same id)."""
+        if request_id is None:
+            return self.take_number(terminal, hall_id, service_id, code).to_dict()
+        hall = self._hall_for(terminal, hall_id)
+        service = hall.service(service_id)
         scans = self.rt.scans
         ctx = scans.context(terminal.id, terminal.kind, terminal.site)
-        decision = self.rt.verifier.check(code)
+        checked = self.rt.verifier.check(code)
+        attempt = Attempt(terminal.id, request_id, fingerprint("ticket", code, hall.hall, service.service))
+        return scans.once(ctx, checked, attempt, lambda: self._take(hall, service, ctx, checked))
+
+    def _take(self, hall: Hall, service: Service, ctx: ScanContext, decision: Decision) -> Decision:
+        """Claim an accepted check's code and take a number; observers see the decision."""
         if decision.accepted and decision.claims is not None:
             try:
                 ticket = self.queue.take(hall, service, decision.claims, ctx.now)
@@ -62,7 +83,7 @@ class HallDesk:
                 decision = decision.with_data(hall=hall.hall, service=service.service,
                                               ticket=ticket.ticket, ahead=ticket.ahead,
                                               issued_at=issued, existing=ticket.existing)
-        scans.observe(ctx, decision)
+        self.rt.scans.observe(ctx, decision)
         return decision
 
     def call(self, terminal: "TerminalInfo", hall_id: str, counter: str, service_id: str | None) -> Call:
