@@ -153,3 +153,40 @@ def audit_verify() -> None:
         click.echo(f"audit log broken at seq {broken_at}")
         sys.exit(1)
     click.echo(f"audit log ok ({entries} entries)")
+
+
+@main.command()
+@click.option("--url", default=None, help="a running service (default: start a private one)")
+@click.option("--admin-token", envvar="CITYCODE_ADMIN_TOKEN", default=None, help="with --url")
+@click.option("--lang", type=click.Choice(["zh", "en", "both"]), default="both", show_default=True)
+def demo(url: str | None, admin_token: str | None, lang: str) -> None:
+    """A miniature city morning: riders, offline readers, a hall visit, settlement, a summary."""
+    from app import demo as morning
+    from app.demo_service import ServiceStartError
+
+    if url and not admin_token:
+        raise click.UsageError("--url needs --admin-token (or CITYCODE_ADMIN_TOKEN)")
+    try:
+        morning.run(url, admin_token, lang, click.echo)  # type: ignore[arg-type]
+    except ServiceStartError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--due-only", is_flag=True,
+              help="only taps older than the trip limit (unpaired: the maximum fare)")
+def settle(due_only: bool) -> None:
+    """Settle offline metro taps: pair entries and exits (online exits included), charge the
+    maximum fare for unpaired ones older than the trip limit. Prints JSON. Safe to run any time
+    (e.g. every few minutes); uploads also settle what they touch."""
+    from app.db import Database
+    from app.taps import settle_pending
+    from app.taps.settlement import Settlement, Tariff
+
+    database = Database(_settings().resolved_database_url)
+    try:
+        report = settle_pending(database, Settlement(Tariff.from_city()), time.time(),
+                                due_only=due_only)
+    finally:
+        database.dispose()
+    click.echo(json.dumps(report.to_dict()))

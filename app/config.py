@@ -9,6 +9,7 @@ from typing import Mapping
 DEFAULT_CODE_TTL_SECONDS = 60
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_DISCLOSURE_TTL_SECONDS = 300
+DEFAULT_TAPS_MAX_BODY_BYTES = 2 * 2**20  # POST /v1/taps only: 1,000 full records fit with room
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,12 @@ class Settings:
     disclosure_ttl_seconds: int = DEFAULT_DISCLOSURE_TTL_SECONDS  # how long a request waits for an answer
     redis_restart_seconds: int = 2  # the embedded redis-server is restarted this long after it dies
     log_level: str = "INFO"
+    # Tap uploads (app.taps): body limit of POST /v1/taps, and the anomaly thresholds.
+    taps_max_body_bytes: int = DEFAULT_TAPS_MAX_BODY_BYTES
+    reader_max_trust_age_seconds: int = 3600  # an accept on older trust material: stale_trust
+    travel_max_speed_kmh: int = 120  # faster than this between two taps: impossible_travel ...
+    travel_min_distance_m: int = 2000  # ... if they are at least this far apart
+    online_use_window_seconds: int = 900  # how far around a tap to look for online uses of its code
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -71,6 +78,13 @@ class Settings:
             disclosure_ttl_seconds=_int(env, "CITYCODE_DISCLOSURE_TTL_SECONDS",
                                         DEFAULT_DISCLOSURE_TTL_SECONDS, 30, 3600),
             log_level=(env.get("CITYCODE_LOG_LEVEL") or "INFO").upper(),
+            taps_max_body_bytes=_int(env, "CITYCODE_TAPS_MAX_BODY_BYTES", DEFAULT_TAPS_MAX_BODY_BYTES,
+                                     64 * 1024, 64 * 2**20),
+            reader_max_trust_age_seconds=_int(env, "CITYCODE_READER_MAX_TRUST_AGE_SECONDS", 3600,
+                                              60, 30 * 86400),
+            travel_max_speed_kmh=_int(env, "CITYCODE_TRAVEL_MAX_SPEED_KMH", 120, 10, 2000),
+            travel_min_distance_m=_int(env, "CITYCODE_TRAVEL_MIN_DISTANCE_M", 2000, 0, 1_000_000),
+            online_use_window_seconds=_int(env, "CITYCODE_ONLINE_USE_WINDOW_SECONDS", 900, 60, 86400),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

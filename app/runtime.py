@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from app.hall.disclosure import DisclosureDesk
     from app.registry.terminals import TerminalDirectory
     from app.scenes.service import ScanService
+    from app.taps import TapDesk
     from app.verification.online import OnlineVerifier
 
 
@@ -82,6 +83,13 @@ class Runtime:
         from app.hall.disclosure import DisclosureDesk
 
         return DisclosureDesk(self, ttl_seconds=self.settings.disclosure_ttl_seconds)
+
+    @cached_property
+    def taps(self) -> "TapDesk":
+        """Tap uploads from offline readers: storage, anomalies, metro settlement."""
+        from app.taps import TapDesk
+
+        return TapDesk(self.db, self.redis, self.settings)
 
     def trust_changed(self) -> None:
         """Call after committing a revocation-feed entry: workers re-read the feed at once."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -40,16 +41,25 @@ def settings(tmp_path: Path, redis_server: EmbeddedRedis) -> Settings:
     return Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, admin_token=ADMIN_TOKEN)
 
 
-@pytest.fixture
-def app(settings: Settings, redis_client: "redis.Redis[bytes]") -> Iterator[Flask]:
+@contextmanager
+def app_for(settings: Settings) -> Iterator[Flask]:
+    """A test app on ``settings``: migrated database, fresh key ring and PII secret."""
     settings.data_dir.mkdir(parents=True)
     db.migrate(settings.resolved_database_url)
     KeyStore(settings.resolved_keys_dir).generate(settings.key_algorithm)
     PiiVault.create_if_missing(settings.resolved_keys_dir)
     application = create_app(settings)
     application.config["TESTING"] = True
-    yield application
-    application.extensions["citycode"].close()
+    try:
+        yield application
+    finally:
+        application.extensions["citycode"].close()
+
+
+@pytest.fixture
+def app(settings: Settings, redis_client: "redis.Redis[bytes]") -> Iterator[Flask]:
+    with app_for(settings) as application:
+        yield application
 
 
 @pytest.fixture

@@ -63,9 +63,11 @@ def init_app(app: Flask) -> None:
     problems.init_app(app)
     app.register_blueprint(_docs_assets())
     from app.api import (admin_citizens, admin_keys, admin_registry, disclosures, halls, history,
-                         issuer, me, network, platform, scenic, trust, verify)
+                         issuer, me, network, platform, scenic, terminals_self, trust, verify)
+    from app.api import anomalies, taps
 
     for module in (platform, admin_keys, admin_registry, admin_citizens, issuer, me, trust, verify,
-                   scenic, network, halls, disclosures, history):
+                   scenic, network, halls, disclosures, history, terminals_self, taps,
+                   anomalies):
         api.register_blueprint(module.blp)
     app.extensions["citycode.api"] = api

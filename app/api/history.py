@@ -1,5 +1,6 @@
 """Citizen app: my history — who scanned or read what of mine, where, when and why, and what the
-admin and issuers did about me (from the audit log)."""
+admin and issuers did about me (from the audit log); my codes' taps uploaded by offline readers
+and my settled metro trips (from ``app.taps``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,6 +14,7 @@ from app.audit.models import AuditEntry
 from app.auth import Role
 from app.registry import citizens
 from app.runtime import runtime
+from app.taps import history as taps_history
 
 blp = Blueprint("history", __name__, url_prefix="/v1/me", description="Citizen app: history")
 
@@ -51,10 +53,53 @@ class HistoryEntryOut(ma.Schema):
     ticket = ma.fields.Raw()
 
 
+class TapOut(ma.Schema):
+    """A decision an offline reader journaled and uploaded."""
+
+    at = ma.fields.DateTime(required=True, metadata={"description": "scan time, server clock"})
+    terminal_id = ma.fields.String(required=True)
+    seq = ma.fields.Integer(required=True)
+    where = ma.fields.Dict(required=True)
+    decision = ma.fields.String(required=True)
+    reason = ma.fields.String(required=True)
+    direction = ma.fields.String()
+    mode = ma.fields.String(required=True, metadata={"enum": ["offline", "online"]})
+    fare = ma.fields.Dict()
+    trip = ma.fields.Dict()
+    admission = ma.fields.Dict()
+
+
+class TripEndOut(ma.Schema):
+    terminal_id = ma.fields.String(required=True)
+    station = ma.fields.String()
+    at = ma.fields.DateTime(required=True)
+    mode = ma.fields.String(required=True, metadata={"enum": ["offline", "online"]})
+    seq = ma.fields.Integer()
+
+
+class TripOut(ma.Schema):
+    """A metro trip with an offline end, priced at settlement (or by the online exit gate)."""
+
+    status = ma.fields.String(required=True, metadata={"enum": [
+        "settled", "unpaired_entry", "unpaired_exit"]})
+    at = ma.fields.DateTime(required=True)
+    entry = ma.fields.Nested(TripEndOut)
+    exit = ma.fields.Nested(TripEndOut)
+    fare = ma.fields.Dict(required=True, metadata={"description": "{amount_cents, category, from?, to?}"})
+    priced_by = ma.fields.String(required=True, metadata={"enum": ["settlement", "online_gate"]})
+    settled_at = ma.fields.DateTime(required=True)
+
+
 class HistoryOut(ma.Schema):
     entries = ma.fields.List(ma.fields.Nested(HistoryEntryOut), required=True)
     next_before = ma.fields.Integer(allow_none=True, required=True,
                                     metadata={"description": "pass as ?before= for older entries"})
+    taps = ma.fields.List(ma.fields.Nested(TapOut), metadata={
+        "description": "my codes' decisions uploaded by offline readers, newest first, at most "
+                       "`limit`; on the first page only (without `before`)"})
+    trips = ma.fields.List(ma.fields.Nested(TripOut), metadata={
+        "description": "my settled metro trips with fares, newest first, at most `limit`; on the "
+                       "first page only"})
 
 
 def _entry(entry: AuditEntry) -> dict[str, Any]:
@@ -78,10 +123,15 @@ def _entry(entry: AuditEntry) -> dict[str, Any]:
 @blp.response(200, HistoryOut)
 def history(args: dict[str, Any]) -> dict[str, Any]:
     """Scans of my codes, disclosures of my credentials, my credentials issued and revoked, my
-    enrolment, suspension and restoration; newest first."""
+    enrolment, suspension and restoration; newest first. The first page (no `before`) also lists
+    taps uploaded by offline readers and settled metro trips with their fares."""
     with runtime().db.session() as session:
         subject = citizens.get(session, current_principal().principal_id).pseudonym
         entries = audit.entries_for(session, subject, limit=args["limit"], before=args["before"])
         shown = [_entry(e) for e in entries]
+        first_page = args["before"] is None
+        taps = taps_history.taps_for(session, subject, limit=args["limit"]) if first_page else []
+        trips = taps_history.trips_for(session, subject, limit=args["limit"]) if first_page else []
     full = len(entries) == args["limit"]
-    return {"entries": shown, "next_before": entries[-1].seq if full and entries else None}
+    return {"entries": shown, "next_before": entries[-1].seq if full and entries else None,
+            "taps": taps, "trips": trips}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, g, json, request
+from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException, InternalServerError, RequestEntityTooLarge
 
 from app import errors
@@ -101,8 +101,9 @@ def handle_unexpected(error: Exception) -> Response:
 
 def refuse_oversized_body() -> Response | None:
     """413 before any view runs, whether or not the view would read the body (chunked bodies are
-    capped by Werkzeug when read)."""
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    capped by Werkzeug when read). The request's limit is ``MAX_CONTENT_LENGTH`` unless a route
+    set its own first (a blueprint's ``url_value_preprocessor``, e.g. tap uploads)."""
+    limit = request.max_content_length
     if limit is not None and request.content_length is not None and request.content_length > limit:
         return handle_http_exception(RequestEntityTooLarge())
     return None

@@ -380,3 +380,10 @@ def server() -> Iterator[Server]:
     """A fresh server for one (destructive) test."""
     with running_server() as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[Server]:
+    """One server shared by a module's non-destructive tests."""
+    with running_server() as shared:
+        yield shared

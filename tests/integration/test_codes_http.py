@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -13,22 +12,13 @@ import requests
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from tests.helpers import bearer
 from tests.ids import resident_id
 
 if TYPE_CHECKING:
     from conftest import Server
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def srv(serving: ModuleType) -> Iterator["Server"]:
-    with serving.running_server() as server:
-        yield server
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def _citizen(srv: "Server") -> str:
@@ -50,7 +40,7 @@ def _terminals(srv: "Server", count: int) -> list[str]:
 
 
 def _code(srv: "Server", app_token: str) -> str:
-    response = srv.request("POST", "/v1/me/code", headers=_bearer(app_token))
+    response = srv.request("POST", "/v1/me/code", headers=bearer(app_token))
     assert response.status_code == 201, response.text
     return response.json()["code"]  # type: ignore[no-any-return]
 
@@ -67,7 +57,7 @@ def test_same_code_at_many_gates_in_parallel_is_accepted_exactly_once(srv: "Serv
 
             def scan(session: requests.Session, token: str) -> None:
                 barrier.wait()
-                response = session.post(srv.url("/v1/verify"), headers=_bearer(token),
+                response = session.post(srv.url("/v1/verify"), headers=bearer(token),
                                         json={"code": code}, timeout=10)
                 answers.append(response.json())
 
@@ -103,8 +93,8 @@ def test_verify_says_degraded_when_redis_is_gone_and_still_catches_forgeries(
     os.kill(server.redis_pid(), signal.SIGTERM)
     assert serving.wait_gone([server.redis_pid()], 10) == []
     for _ in range(4):  # fresh connections, so both workers answer
-        genuine = server.fresh("POST", "/v1/verify", headers=_bearer(gate), json={"code": code})
+        genuine = server.fresh("POST", "/v1/verify", headers=bearer(gate), json={"code": code})
         assert genuine.status_code == 200 and genuine.json()["reason"] == "degraded", genuine.text
-        forged = server.fresh("POST", "/v1/verify", headers=_bearer(gate),
+        forged = server.fresh("POST", "/v1/verify", headers=bearer(gate),
                               json={"code": f"{head}.{payload}.{flipped}"})
         assert forged.status_code == 200 and forged.json()["reason"] == "bad_signature", forged.text

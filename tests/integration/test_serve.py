@@ -31,13 +31,6 @@ LIVE_LABELS = {"method": "GET", "route": "/healthz/live", "status": "200"}
 RELOAD_WINDOW = 1.5  # KeyRingCache re-checks keyring.json once a second; a little margin on top
 
 
-@pytest.fixture(scope="module")
-def srv(serving: ModuleType) -> Iterator[Server]:
-    """The shared server for the non-destructive tests."""
-    with serving.running_server() as server:
-        yield server
-
-
 # -- helpers -------------------------------------------------------------------------------------
 def keyring(server: Server) -> list[dict[str, Any]]:
     return json.loads((server.data_dir / "keys" / "keyring.json").read_text())["keys"]

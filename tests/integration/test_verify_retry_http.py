@@ -3,12 +3,11 @@ with one ``request_id`` landing on different workers at once get one decision be
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.helpers import bearer
 from tests.ids import resident_id
 
 if TYPE_CHECKING:
@@ -17,24 +16,14 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def srv(serving: ModuleType) -> Iterator["Server"]:
-    with serving.running_server() as server:
-        yield server
-
-
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_parallel_retries_across_workers_get_the_one_first_decision(srv: "Server") -> None:
     citizen = srv.request("POST", "/v1/admin/citizens", headers=srv.admin_headers(),
                           json={"name": "韩梅梅", "id_number": resident_id()}).json()
     gate = srv.request("POST", "/v1/admin/terminals", headers=srv.admin_headers(),
                        json={"kind": "bus", "site": {"line": "321", "vehicle": "鲁B-20002"}}).json()
-    headers = _bearer(gate["terminal_token"])
+    headers = bearer(gate["terminal_token"])
     for attempt in range(5):
-        code = srv.request("POST", "/v1/me/code", headers=_bearer(citizen["app_token"])).json()["code"]
+        code = srv.request("POST", "/v1/me/code", headers=bearer(citizen["app_token"])).json()["code"]
         body = {"code": code, "request_id": f"bus-20002:{attempt}"}
         barrier = threading.Barrier(6)
         answers: list[tuple[int, Any]] = []

@@ -1,0 +1,127 @@
+"""Offline readers' tap uploads: store each record once, find anomalies, settle metro trips.
+
+``TapDesk.upload`` runs one transaction per batch — store (``ingest``), detect and keep anomalies
+(``anomalies``), settle the riders it touches plus overdue ones (``settlement``) — and answers
+only after it committed; then it brings the online trip state in Redis up to date
+(``live_trips``). Domain code only: the HTTP view is ``app.api.taps``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+import redis
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from app.registry.terminals import TerminalInfo
+from app.taps import anomalies
+from app.taps.detect import Rules
+from app.taps.ingest import check_for_terminal, store
+from app.taps.live_trips import LiveTrips
+from app.taps.models import SettledTrip, Tap
+from app.taps.record import TapRecord
+from app.taps.settlement import Settlement, Tariff
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.db import Database
+
+__all__ = ["SettleReport", "TapDesk", "TapRecord", "Upload", "settle_pending"]
+
+MAX_RECORDS = 1000  # per upload
+SWEEP_AT_UPLOAD = 200  # overdue riders settled by each upload, at most
+_PG_LOCK = 0x7A9_0005  # advisory lock: one upload detects and settles at a time (PostgreSQL)
+
+
+@dataclass
+class Upload:
+    stored: int
+    duplicates: int
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stored": self.stored, "duplicates": self.duplicates, "anomalies": self.anomalies}
+
+
+def _serialize(session: Session, *, wrote: bool) -> None:
+    """Make concurrent uploads detect and settle one after another, so two readers' records of
+    one code or one rider always meet. PostgreSQL: a transaction-scoped advisory lock. SQLite:
+    the write lock, held from the transaction's first write (``BEGIN IMMEDIATE`` when nothing
+    was written yet, so a read is never followed by a refused lock upgrade)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+    elif dialect == "sqlite" and not wrote:
+        session.execute(text("BEGIN IMMEDIATE"))
+
+
+@dataclass(frozen=True)
+class SettleReport:
+    riders: int  # riders whose pending taps were looked at
+    pending_taps: int  # offline metro taps still waiting (open trips)
+    settled_trips: int  # rows in settled_trips
+
+    def to_dict(self) -> dict[str, int]:
+        return {"riders": self.riders, "pending_taps": self.pending_taps,
+                "settled_trips": self.settled_trips}
+
+
+def settle_pending(db: "Database", settlement: Settlement, now: float, *, due_only: bool = False,
+                   batch: int = 200) -> SettleReport:
+    """Settle every rider with a pending offline metro tap, ``batch`` riders per transaction:
+    pairs closed by online exits since, and (``due_only`` settles just these) entries and exits
+    older than the trip limit. Needs only the database: ``citycode settle`` runs it."""
+    moment, after, riders = _moment(now), None, 0
+    while True:
+        with db.session() as session:
+            _serialize(session, wrote=False)
+            subs = settlement.sweep(session, moment, due_only=due_only, after_sub=after, limit=batch)
+        riders += len(subs)
+        if len(subs) < batch:
+            break
+        after = subs[-1]
+    with db.session() as session:
+        pending = session.scalar(select(func.count()).select_from(Tap).where(
+            Tap.pending_since.is_not(None)))
+        trips = session.scalar(select(func.count()).select_from(SettledTrip))
+    return SettleReport(riders, pending or 0, trips or 0)
+
+
+def _moment(now: float) -> datetime:
+    return datetime.fromtimestamp(now, timezone.utc)
+
+
+class TapDesk:
+    """Tap uploads, anomalies and settlement over one database and Redis."""
+
+    def __init__(self, db: "Database", client: "redis.Redis[bytes]", settings: "Settings",
+                 tariff: Tariff | None = None) -> None:
+        self.db = db
+        self.rules = Rules.from_settings(settings)
+        self.settlement = Settlement(tariff or Tariff.from_city())
+        self.live = LiveTrips(client, expiry_seconds=int(self.settlement.tariff.expiry.total_seconds()))
+
+    def upload(self, terminal: TerminalInfo, records: Sequence[TapRecord], now: float) -> Upload:
+        """Store one batch from ``terminal``. Raises ``InvalidInput`` (nothing stored) for
+        records its kind cannot send; returns after the transaction committed."""
+        check_for_terminal(terminal, records)
+        moment = _moment(now)
+        with self.db.session() as session:
+            stored = store(session, terminal, records, moment)
+            _serialize(session, wrote=True)
+            found = anomalies.find_and_save(session, stored.new, stored.conflicts, self.rules, moment)
+            steps = self.settlement.after_upload(session, stored.new, moment)
+            self.settlement.sweep(session, moment, due_only=True, limit=SWEEP_AT_UPLOAD)
+        self.live.apply(steps, now)
+        return Upload(len(stored.new), stored.duplicates, found)
+
+    def settle(self, now: float, *, due_only: bool = False) -> "SettleReport":
+        """Settle pending offline metro taps now (see ``settle_pending``)."""
+        return settle_pending(self.db, self.settlement, now, due_only=due_only)
+
+    def anomalies(self, since: anomalies.Since, *, limit: int, kind: str | None = None
+                  ) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return anomalies.listing(session, since, limit=limit, kind=kind)

@@ -1,0 +1,206 @@
+"""The cross-implementation vectors in tests/vectors/ get the same answer everywhere: the core as
+an offline reader assembles it, the server's POST /v1/verify, joserfc on the signature-level
+cases, and the offline reader of scanners/ (a bus reader without uplink)."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from app import create_app, db
+from app.codes.decision import Decision
+from app.codes.jwks import keys_from_jwks
+from app.config import Settings
+from app.registry import revocations
+from app.registry.pii import PiiVault
+from app.runtime import Runtime
+from app.scenes.base import ScanContext
+from app.signing.keyring import KeyStore
+from app.store.embedded import EmbeddedRedis
+from tests.conftest import ADMIN_TOKEN
+from tests.helpers import bearer, terminal
+from tests.vectors import schema
+from tests.vectors.implementations import (Outcome, decide_with_core, decide_with_offline_reader,
+                                           joserfc_signature_valid, outcome, used_until)
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ROOT / "tests" / "vectors"
+VECTORS = schema.load(FOLDER)
+CASE_IDS = [case["id"] for case in VECTORS.cases]
+SIGNATURE_LEVEL_IDS = [case["id"] for case in VECTORS.cases if case["signature_level"]]
+
+
+# -- (1) the core, as an offline reader assembles it -------------------------------------------
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_core_reader_decides_the_vector_as_expected(case_id: str) -> None:
+    case = VECTORS.case(case_id)
+    prior, decided = decide_with_core(VECTORS, case)
+    assert all(p["decision"] == "accept" for p in prior), prior
+    assert decided == case["expected"]
+
+
+# -- (2) the server: POST /v1/verify at a hall terminal (no scene policy) ----------------------
+@dataclass
+class Server:
+    client: FlaskClient
+    token: str
+    decided: list[Decision] = field(default_factory=list)
+
+    def scan(self, code: str) -> Outcome:
+        """POST /v1/verify; the HTTP body gives decision and reason, the scan observer the
+        server's own Decision (the body does not carry ent to a hall terminal)."""
+        response = self.client.post("/v1/verify", headers=bearer(self.token), json={"code": code})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        decision = self.decided[-1]
+        assert (decision.decision, decision.reason) == (body["decision"], body["reason"])
+        return outcome(decision)
+
+
+def _seed_trust(rt: Runtime, entries: list[dict[str, Any]]) -> None:
+    """The vectors' feed into the server's revocation table (the table the admin and issuer
+    APIs write), then the announcement every worker listens for."""
+    with rt.db.session() as session:
+        for entry in entries:
+            revocations.record(session, entry["kind"], entry["id"], entry["at"])
+    rt.trust_changed()
+
+
+@pytest.fixture(scope="module")
+def server(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real app (SQLite file, embedded Redis) configured with the vectors' max_ttl and leeway;
+    its verifier is given the vectors' public keys and clock, its feed the vectors' entries, its
+    replay store the used pairs. Cases never share a recorded (iss, jti) (the schema checks it),
+    so one server decides them all as fresh readers would."""
+    folder = tmp_path_factory.mktemp("vectors-server")
+    settings = Settings(data_dir=folder / "data", redis_url=redis_server.url, admin_token=ADMIN_TOKEN,
+                        code_ttl_seconds=VECTORS.max_ttl, clock_leeway_seconds=VECTORS.leeway)
+    settings.data_dir.mkdir(parents=True)
+    db.migrate(settings.resolved_database_url)
+    KeyStore(settings.resolved_keys_dir).generate(settings.key_algorithm)
+    PiiVault.create_if_missing(settings.resolved_keys_dir)
+    flush = redis.Redis.from_url(redis_server.url)
+    flush.flushdb()
+    application = create_app(settings)
+    application.config["TESTING"] = True
+    rt: Runtime = application.extensions["citycode"]
+    core = rt.verifier.core
+    assert (core.issuer, core.max_ttl, core.leeway, core.max_code_bytes, core.algorithms) == (
+        VECTORS.issuer, VECTORS.max_ttl, VECTORS.leeway, VECTORS.max_code_chars, VECTORS.algorithms)
+    keys = keys_from_jwks(VECTORS.jwks)
+    core.keys = lambda: keys
+    core.clock = lambda: VECTORS.now
+    rt.scans.clock = lambda: VECTORS.now
+    _seed_trust(rt, VECTORS.trust["entries"])
+    for pair in VECTORS.used:
+        assert core.replay.claim(pair["iss"], pair["jti"], used_until(VECTORS))
+    client = application.test_client()
+    served = Server(client, terminal(client, "hall"))
+
+    def capture(ctx: ScanContext, decision: Decision) -> None:
+        served.decided.append(decision)
+
+    rt.scans.observers.append(capture)
+    yield served
+    rt.close()
+    flush.flushdb()
+    flush.close()
+
+
+def test_server_publishes_the_vectors_trust_feed(server: Server) -> None:
+    response = server.client.get("/v1/trust/revocations?since=0", headers=bearer(server.token))
+    assert response.status_code == 200
+    assert response.get_json() == VECTORS.trust
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_server_verify_endpoint_decides_the_vector_as_expected(server: Server, case_id: str) -> None:
+    case = VECTORS.case(case_id)
+    prior = [server.scan(code) for code in case.get("prior", [])]
+    assert all(p["decision"] == "accept" for p in prior), prior
+    assert server.scan(case["code"]) == case["expected"]
+
+
+# -- (3) a second JOSE library on the signature-level cases -------------------------------------
+@pytest.mark.parametrize("case_id", SIGNATURE_LEVEL_IDS)
+def test_joserfc_agrees_on_the_signature_of_the_vector(case_id: str) -> None:
+    case = VECTORS.case(case_id)
+    assert joserfc_signature_valid(VECTORS, case["code"]) is case["signature_valid"]
+    assert case["signature_valid"] is (case["expected"]["reason"] not in schema.SIGNATURE_REASONS)
+
+
+# -- (4) the offline reader of scanners/ --------------------------------------------------------
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_offline_reader_decides_the_vector_as_expected(case_id: str, tmp_path: Path) -> None:
+    case = VECTORS.case(case_id)
+    prior, decided = decide_with_offline_reader(VECTORS, case, tmp_path)
+    assert all(p["decision"] == "accept" for p in prior), prior
+    assert decided == case["expected"]
+
+
+# -- the format and the generator ----------------------------------------------------------------
+def test_committed_vectors_follow_the_format() -> None:
+    assert schema.problems(schema.read(FOLDER)) == []
+    assert {case["expected"]["reason"] for case in VECTORS.cases} == schema.CORE_REASONS
+
+
+def test_no_private_key_material_is_committed() -> None:
+    for path in FOLDER.iterdir():
+        if path.is_file():
+            assert "PRIVATE KEY" not in path.read_text(encoding="utf-8"), path
+    for jwk in VECTORS.jwks["keys"]:
+        assert set(jwk) <= {"kty", "crv", "x", "y", "kid", "alg", "use"}
+
+
+@pytest.mark.parametrize("breakage", ["reason changed", "signature flag flipped", "accept without ent",
+                                      "jti shared", "reason missing", "private key"])
+def test_format_check_catches_a_broken_folder(breakage: str) -> None:
+    docs = copy.deepcopy(schema.read(FOLDER))
+    cases = docs["cases.json"]["cases"]
+    accepted = next(c for c in cases if c["expected"]["decision"] == "accept")
+    if breakage == "reason changed":
+        authentic = next(c for c in cases if c["signature_level"] and c["signature_valid"])
+        authentic["expected"]["reason"] = "bad_signature"
+    elif breakage == "signature flag flipped":
+        accepted["signature_valid"] = False
+    elif breakage == "accept without ent":
+        del accepted["expected"]["ent"]
+    elif breakage == "jti shared":
+        next(c for c in cases if c is not accepted)["prior"] = [accepted["code"]]
+    elif breakage == "reason missing":
+        docs["cases.json"]["cases"] = [c for c in cases if c["expected"]["reason"] != "suspended"]
+    else:
+        docs["jwks.json"]["keys"][0]["d"] = docs["jwks.json"]["keys"][0]["x"]
+    assert schema.problems(docs) != []
+
+
+def test_regenerated_vectors_have_the_committed_cases_and_pass(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "tests.vectors.generate", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    fresh = schema.load(tmp_path)
+    assert {k["kid"] for k in fresh.jwks["keys"]}.isdisjoint(k["kid"] for k in VECTORS.jwks["keys"])
+    assert _shape(fresh) == _shape(VECTORS), "the committed vectors are stale: run the generator"
+    for case in fresh.cases:
+        prior, decided = decide_with_core(fresh, case)
+        assert decided == case["expected"], case["id"]
+        if case["signature_level"]:
+            assert joserfc_signature_valid(fresh, case["code"]) is case["signature_valid"], case["id"]
+
+
+def _shape(vectors: schema.VectorSet) -> str:
+    """Everything but keys, signatures and random jtis: what the generator decides."""
+    cases = [{k: v for k, v in case.items() if k not in ("code", "prior")}
+             | {"prior": len(case.get("prior", []))} for case in vectors.cases]
+    feed = [(e["version"], e["kind"]) for e in vectors.trust["entries"]]
+    settings = (vectors.now, vectors.issuer, vectors.max_ttl, vectors.leeway, vectors.max_code_chars,
+                vectors.algorithms, len(vectors.used))
+    return json.dumps([cases, feed, settings], sort_keys=True)
