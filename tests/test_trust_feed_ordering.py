@@ -137,3 +137,12 @@ def test_many_overlapping_writers_and_a_polling_reader_see_every_entry(feed_db: 
     reader.poll()
     assert len(reader.seen) == writers * per_writer
     assert reader.seen == _committed(feed_db)
+
+
+def test_feed_times_past_2038_are_stored_and_served(feed_db: Database) -> None:
+    year_2100 = 4102444800  # beyond a 32-bit integer: the column is 64-bit on every database
+    with feed_db.session() as session:
+        revocations.record(session, "citizen_suspended", "p-2100", at=year_2100)
+    with feed_db.session() as session:
+        page = revocations.since(session, 0)
+    assert [(e["id"], e["at"]) for e in page.entries] == [("p-2100", year_2100)]

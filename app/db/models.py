@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -90,4 +90,4 @@ class RevocationEvent(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))
     ref: Mapped[str] = mapped_column(String(160))
-    at: Mapped[int] = mapped_column(Integer)
+    at: Mapped[int] = mapped_column(BigInteger)  # epoch seconds: 64-bit, past 2038
