@@ -68,8 +68,11 @@ class Journal:
         return [int(seq) for (seq,) in self.db.query("SELECT seq FROM journal ORDER BY seq")]
 
     def prune_acknowledged(self, keep_last: int = 100_000) -> int:
-        """Drop acknowledged rows except the newest ``keep_last`` (the counter keeps its value)."""
+        """Drop acknowledged rows but the newest ``keep_last`` of them; pending rows always stay
+        (and the ``seq`` counter keeps its value)."""
         with self.db.transaction() as conn:
+            if keep_last <= 0:
+                return conn.execute("DELETE FROM journal WHERE acked = 1").rowcount
             return conn.execute(
-                "DELETE FROM journal WHERE acked = 1 AND seq <= "
-                "(SELECT coalesce(max(seq), 0) FROM journal) - ?", (keep_last,)).rowcount
+                "DELETE FROM journal WHERE acked = 1 AND seq < (SELECT seq FROM journal "
+                "WHERE acked = 1 ORDER BY seq DESC LIMIT 1 OFFSET ?)", (keep_last - 1,)).rowcount

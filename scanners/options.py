@@ -28,6 +28,7 @@ class ReaderOptions:
     max_ttl: int | None = None  # longest code lifetime accepted; default: the server's code TTL
     leeway: int | None = None  # clock leeway; default: the server's
     feed_overlap: int = 0  # revocation feed versions re-read on every sync (see scanners.sync)
+    journal_keep_acknowledged: int = 100_000  # acknowledged journal rows kept (for inspection)
     sync_timeout_s: float = 5.0
     upload_timeout_s: float = 10.0
     upload_attempts: int = 5  # tries per batch per upload() call

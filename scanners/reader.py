@@ -187,8 +187,10 @@ class Reader:
         return result
 
     def prune(self) -> None:
-        """Forget replay records and scene state no decision can use any more."""
+        """Forget replay records and scene state no decision can use any more, and acknowledged
+        journal rows beyond the newest ``journal_keep_acknowledged`` (never a pending one)."""
         self.replay.prune()
+        self.journal.prune_acknowledged(self.options.journal_keep_acknowledged)
         with self.db.transaction() as conn:
             scene.prune(conn, self.now(), bus_window=self.rules.bus.window_seconds,
                         trip_expiry=self.rules.trip_expiry)

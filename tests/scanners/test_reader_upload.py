@@ -43,3 +43,15 @@ def test_refused_batch_is_reported_kept_and_not_retried(city, tmp_path: Path) ->
     assert result.error and "422" in result.error and result.attempts == 1
     assert gate.pending() == 3
     assert gate.status()["upload_error"]["status"] == 422
+
+
+def test_sync_prunes_acknowledged_rows_but_never_pending_ones_and_seqs_keep_growing(
+        city, tmp_path: Path) -> None:
+    gate = city.reader(tmp_path / "gate", "metro", {"station": "五四广场"}, journal_keep_acknowledged=2)
+    _decisions(city, gate, 6)
+    assert gate.upload().acknowledged == 6
+    assert _decisions(city, gate, 2) == [7, 8]  # pending, newer than every acknowledged row
+    assert gate.sync().ok
+    assert gate.journal.seqs() == [5, 6, 7, 8] and gate.pending() == 2
+    assert _decisions(city, gate, 1) == [9]
+    assert gate.upload().stored == 3
