@@ -11,15 +11,26 @@ Beyond syntax errors (webargs' own 400), well-formed JSON can still be unusable:
 
 All three were 500s. A code with such text is not a *bad code* (200 deny) but a request whose
 body is not valid JSON text (RFC 8259 §8), refused before any view runs.
+
+The walk over every decoded string is only done when the raw body could hold such a string:
+the body is decoded as strict UTF-8 (raw surrogate bytes are already a 400) and JSON allows no
+raw control character in a string, so NUL and lone surrogates only come from the escapes
+``\\u0000`` and ``\\uD800``-``\\uDFFF``; the pre-filter also looks for raw NUL and surrogate
+bytes, to stay safe should the decoding ever change.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import flask
 import flask_smorest
 import marshmallow as ma
 from webargs.flaskparser import FlaskParser, abort
+
+
+# Anything in the raw body from which a NUL or a surrogate could be decoded (case-insensitive).
+_MAY_HOLD_BAD_TEXT = re.compile(rb"\\[uU](?:0000|[dD][89a-fA-F])|\x00|\xed[\xa0-\xbf]")
 
 
 class NulCharacter(ValueError):
@@ -48,7 +59,8 @@ class JsonBodyParser(FlaskParser):
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
         try:
             data = super().load_json(req, schema)
-            _check_text(data)
+            if _MAY_HOLD_BAD_TEXT.search(req.get_data(cache=True)) is not None:
+                _check_text(data)
         except NulCharacter as exc:
             abort(400, exc=exc, messages={"json": ["Invalid JSON body: strings must not contain "
                                                    "U+0000."]})

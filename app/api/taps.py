@@ -14,15 +14,13 @@ from app.api.security import current_principal, require
 from app.auth import Role
 from app.codes.messages import REASONS
 from app.runtime import runtime
-from app.taps import MAX_RECORDS, TapRecord
+from app.taps import TapRecord
 from app.taps.anomalies import KINDS
 from app.taps.record import BadTime, parse_scanned_at
+from app.taps.validate import MAX_RECORDS, MAX_RESULT_CHARS, REQUEST_ID, YEAR, records_if_valid
 
 blp = Blueprint("taps", __name__, url_prefix="/v1", description="Terminals: tap uploads")
 
-_REQUEST_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-_MAX_RESULT_CHARS = 4096
-_YEAR = 366 * 86400
 
 
 @blp.url_value_preprocessor
@@ -58,8 +56,8 @@ class StrictBoolean(ma.fields.Boolean):
 
 
 def _small_result(value: dict[str, Any]) -> None:
-    if len(json.dumps(value)) > _MAX_RESULT_CHARS:
-        raise ma.ValidationError(f"At most {_MAX_RESULT_CHARS} characters of JSON.")
+    if len(json.dumps(value)) > MAX_RESULT_CHARS:
+        raise ma.ValidationError(f"At most {MAX_RESULT_CHARS} characters of JSON.")
 
 
 class LocationIn(ma.Schema):
@@ -90,13 +88,13 @@ class TapRecordIn(ma.Schema):
     trust_version = WholeNumber(load_default=None, allow_none=True,
                                 validate=ma.validate.Range(min=0, max=2**63 - 1))
     trust_age_s = Number(load_default=None, allow_none=True,
-                         validate=ma.validate.Range(min=0, max=100 * _YEAR))
-    clock_offset_s = Number(load_default=None, allow_none=True, validate=ma.validate.Range(-_YEAR, _YEAR),
+                         validate=ma.validate.Range(min=0, max=100 * YEAR))
+    clock_offset_s = Number(load_default=None, allow_none=True, validate=ma.validate.Range(-YEAR, YEAR),
                             metadata={"description": "reader clock minus server clock at last sync"})
     location = ma.fields.Nested(LocationIn, load_default=None, allow_none=True)
     stale = StrictBoolean(load_default=None, allow_none=True)
     request_id = ma.fields.String(load_default=None, allow_none=True,
-                                  validate=ma.validate.Regexp(_REQUEST_ID))
+                                  validate=ma.validate.Regexp(REQUEST_ID))
     result = ma.fields.Dict(keys=ma.fields.String(), load_default=None, allow_none=True,
                             validate=_small_result, metadata={
                                 "description": "the scene result shown: {fare} / {trip} / {admission}"})
@@ -115,8 +113,19 @@ class TapRecordIn(ma.Schema):
 
 
 class TapsIn(ma.Schema):
+    """The upload body. Loads to ``{"records": [TapRecord, ...]}``: a body the fast check
+    (``app.taps.validate``) proves valid skips marshmallow; any other is loaded field by field
+    here, which accepts it or raises the per-record errors (422)."""
+
     records = ma.fields.List(ma.fields.Nested(TapRecordIn), required=True,
                              validate=ma.validate.Length(1, MAX_RECORDS))
+
+    def load(self, data: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        records = records_if_valid(data)
+        if records is None:
+            loaded = super().load(data, **kwargs)
+            records = [TapRecord.from_body(record) for record in loaded["records"]]
+        return {"records": records}
 
 
 class AnomalyOut(ma.Schema):
@@ -151,5 +160,4 @@ def upload(body: dict[str, Any]) -> dict[str, Any]:
     stores nothing. Answered only after the batch is committed."""
     rt = runtime()
     terminal = rt.terminals.get(current_principal().principal_id)
-    records = [TapRecord.from_body(record) for record in body["records"]]
-    return rt.taps.upload(terminal, records, time.time()).to_dict()
+    return rt.taps.upload(terminal, body["records"], time.time()).to_dict()

@@ -23,6 +23,7 @@ from app.taps.live_trips import LiveTrips
 from app.taps.models import SettledTrip, Tap
 from app.taps.record import TapRecord
 from app.taps.settlement import Settlement, Tariff
+from app.taps.validate import MAX_RECORDS
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SettleReport", "TapDesk", "TapRecord", "Upload", "settle_pending"]
 
-MAX_RECORDS = 1000  # per upload
 SWEEP_AT_UPLOAD = 200  # overdue riders settled by each upload, at most
 _PG_LOCK = 0x7A9_0005  # advisory lock: one upload detects and settles at a time (PostgreSQL)
 

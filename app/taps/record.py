@@ -96,10 +96,9 @@ class TapRecord:
     @cached_property
     def digest(self) -> str:
         """SHA-256 over the record's canonical JSON: equal for equal content, whatever its form."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values = {name: getattr(self, name) for name in _FIELD_NAMES}
         values["scanned_at"] = rfc3339(self.scanned_at)
-        encoded = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+        return hashlib.sha256(_CANONICAL.encode(values).encode("utf-8")).hexdigest()
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "TapRecord":
@@ -114,3 +113,8 @@ class TapRecord:
             trust_age_s=body.get("trust_age_s"), clock_offset_s=body.get("clock_offset_s"),
             location=(location["lat"], location["lon"]) if location else None,
             stale=body.get("stale"), request_id=body.get("request_id"), result=body.get("result"))
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(TapRecord))
+# json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False), made once
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
