@@ -123,14 +123,10 @@ class LocalService:
         if not self.keep:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def settle(self) -> dict[str, object] | None:
-        """``citycode settle`` on this service's data, if the command exists; its JSON or text."""
+    def settle(self) -> dict[str, object]:
+        """``citycode settle`` on this service's data; its JSON (or its text)."""
         import json
 
-        from app.cli import main
-
-        if "settle" not in main.commands:
-            return None
         done = subprocess.run([*_citycode_command(), "settle"], env=self.env(), capture_output=True,
                               text=True, timeout=60, check=False)
         if done.returncode != 0:
