@@ -65,7 +65,7 @@ def code(client: FlaskClient, app_token: str) -> str:
 
 
 # The runtime's parts built on its Redis client; rebuilt whenever the client is swapped.
-_BUILT_ON_REDIS = ("verifier", "scans", "halls", "disclosures")
+_BUILT_ON_REDIS = ("verifier", "scans", "halls", "disclosures", "taps")
 NO_REDIS_URL = "unix:///nonexistent/citycode-test-redis.sock"
 
 
