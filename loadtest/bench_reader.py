@@ -2,6 +2,7 @@
 offline decisions/s, QR image → decision latency, and tap upload records/s.
 
     python -m loadtest.bench_reader [--seconds 10] [--rounds 5] [--images 1000] [--records 20000]
+                                    [--uploaders 4]
 
 The service is started first (unpinned: its gunicorn workers and redis-server float over the
 machine's cores); readers enrol against it for real, and codes are minted with ``app.codes.mint``
@@ -20,7 +21,10 @@ one core, as ``bench_codes`` does.
 3. Upload: two bus readers each journal ``--records`` decisions (filled with ``synchronous=OFF``:
    set-up, not measured). One uploads through ``Reader.upload(batch)`` (end to end; the HTTP call
    timed apart from the reader's own work), the other's journal is POSTed raw as pre-encoded
-   batches (the server's share). Then both again with every record a duplicate.
+   batches (the server's share). Then both again with every record a duplicate. Last (unless
+   ``--uploaders 0``), ``--uploaders`` readers (default 4) upload ``--records`` between them at
+   once, through ``Reader.upload`` and then as raw POSTs: the service's throughput when several
+   readers come back online together (its 2 gthread workers × 4 threads take them in parallel).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import os
 import secrets
 import statistics
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -271,6 +276,65 @@ def upload(bench: Bench, records: int, batch: int) -> dict[str, Any]:
     return figures
 
 
+def _at_once(jobs: list[Callable[[], Any]]) -> tuple[float, list[Any]]:
+    """Run ``jobs`` in threads started together; wall time from the start to the last one done."""
+    results: list[Any] = [None] * len(jobs)
+    errors: list[BaseException] = []
+    go = threading.Barrier(len(jobs) + 1)
+
+    def work(index: int) -> None:
+        go.wait()
+        try:
+            results[index] = jobs[index]()
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the caller's thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    go.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return elapsed, results
+
+
+def concurrent(bench: Bench, records: int, batch: int, uploaders: int) -> dict[str, Any]:
+    """``uploaders`` bus readers, ``records / uploaders`` journaled decisions each, all calling
+    ``Reader.upload(batch)`` at once (one thread each, in this pinned process); then the same
+    with raw POSTs of another ``uploaders`` readers' pre-encoded batches. Records/s is all
+    records over the wall time until the last reader is done."""
+    each = records // uploaders
+    readers = [bench.reader("bus", **BUS_SITE, vehicle=f"鲁B-91{i:03d}") for i in range(uploaders)]
+    raw = [bench.reader("bus", **BUS_SITE, vehicle=f"鲁B-92{i:03d}") for i in range(uploaders)]
+    for reader in readers + raw:
+        _fill(bench, reader, each)
+    url = bench.service.base_url + "/v1/taps"
+    posts = []
+    for reader in raw:
+        rows = reader.journal.pending_batch(each)
+        bodies = [(len(rows[i:i + batch]), json.dumps({"records": rows[i:i + batch]}).encode())
+                  for i in range(0, len(rows), batch)]
+        posts.append((reader.db.get("terminal.token"), bodies))
+    gc.collect()
+    figures: dict[str, Any] = {"uploaders": uploaders}
+    for key, jobs in (
+            ("reader", [lambda r=r: r.upload(batch) for r in readers]),
+            ("raw", [lambda t=t, b=b: _raw_upload(url, t, b) for t, b in posts])):
+        elapsed, results = _at_once(jobs)
+        if key == "reader":
+            assert all(r.error is None and r.pending == 0 for r in results), results
+            stored = sum(r.stored for r in results)
+        else:
+            stored = sum(r.get("stored", 0) for r in results)
+        assert stored == each * uploaders, (key, stored)
+        figures[key] = {"records": stored, "per_s": stored / elapsed, "seconds": elapsed}
+    return figures
+
+
 def report(d: dict[str, Any], im: dict[str, Any], up: dict[str, Any], batch: int) -> None:
     b, r = d["best"], d["ratios"]
     print(f"\n1. offline decisions ({d['n']} ops/round, {d['decided']} scans, all 'ok')")
@@ -300,9 +364,16 @@ def report(d: dict[str, Any], im: dict[str, Any], up: dict[str, Any], batch: int
         extra = f"   HTTP {f['http_share']:.0%} of the time" if "http_share" in f else ""
         print(f"  {label:30s} {f['records']:6d} rec {f['per_s']:8.0f} /s   per batch p50 "
               f"{p['p50']:6.1f} p95 {p['p95']:6.1f} max {p['max']:6.1f} ms{extra}")
+    together = up.get("concurrent")
+    if together:
+        n = together["uploaders"]
+        for key, label in (("reader", f"{n} x Reader.upload at once"), ("raw", f"{n} x raw POST at once")):
+            f = together[key]
+            print(f"  {label:30s} {f['records']:6d} rec {f['per_s']:8.0f} /s   (all records / wall time, "
+                  f"{f['seconds']:.2f} s)")
 
 
-def run(seconds: float, rounds: int, count: int, records: int, batch: int) -> None:
+def run(seconds: float, rounds: int, count: int, records: int, batch: int, uploaders: int = 0) -> None:
     with tempfile.TemporaryDirectory(prefix="cc-bench-reader-", dir="/tmp") as folder:
         with LocalService() as service:  # started before pinning: its processes float
             bench = Bench(service, Path(folder))
@@ -313,6 +384,8 @@ def run(seconds: float, rounds: int, count: int, records: int, batch: int) -> No
                 d = decisions(bench, seconds, rounds)
                 im = images(bench, count)
                 up = upload(bench, records, batch)
+                if uploaders:
+                    up["concurrent"] = concurrent(bench, records, batch, uploaders)
             finally:
                 bench.close()
     report(d, im, up, batch)
@@ -325,8 +398,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=1000, help="PNG images decoded and decided")
     parser.add_argument("--records", type=int, default=20_000, help="journal records uploaded")
     parser.add_argument("--batch", type=int, default=500, help="records per upload batch")
+    parser.add_argument("--uploaders", type=int, default=4,
+                        help="readers uploading at once in part 3's concurrent run (0: skip it)")
     args = parser.parse_args(argv)
-    run(args.seconds, args.rounds, args.images, args.records, args.batch)
+    run(args.seconds, args.rounds, args.images, args.records, args.batch, args.uploaders)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry
@@ -82,6 +82,18 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start:start + _CHUNK]
 
 
+def _repeated(session: Session, column: Any, values: Sequence[str], *where: Any) -> list[str]:
+    """The ``values`` held by at least two stored taps matching ``where``. The batch's own rows
+    are stored already, so a value held once is just the new tap itself and cannot pair with
+    anything: only these few need their rows loaded (one GROUP BY instead of a row per rider)."""
+    found: list[str] = []
+    query = select(column).where(column.in_(bindparam("values", expanding=True)), *where) \
+        .group_by(column).having(func.count() > 1)
+    for chunk in _chunks(values):
+        found += session.scalars(query, {"values": list(chunk)})
+    return found
+
+
 def _seq_conflicts(conflicts: Iterable[Conflict]) -> Iterator[Found]:
     for c in conflicts:
         r = c.record
@@ -118,7 +130,8 @@ def _uses(session: Session, new: Sequence[StoredTap], rules: Rules) -> Iterator[
     if not accepted:
         return
     by_code: dict[tuple[str, str], list[Use]] = {}
-    jtis = sorted({t.record.jti for t in accepted if t.record.jti is not None})
+    jtis = _repeated(session, Tap.jti, sorted({t.record.jti for t in accepted}),  # type: ignore[type-var]
+                     Tap.decision == "accept")
     for chunk in _chunks(jtis):
         rows = session.execute(select(Tap.id, Tap.terminal_id, Tap.seq, Tap.iss, Tap.jti, Tap.mode,
                                       Tap.server_at, Tap.request_id)
@@ -146,10 +159,11 @@ def _online_uses(session: Session, offline: Sequence[StoredTap], rules: Rules) -
     lo = min(t.record.server_at for t in offline) - rules.online_window
     hi = max(t.record.server_at for t in offline) + rules.online_window
     uses: dict[str, list[Use]] = {}
+    query = select(AuditEntry.actor_id, AuditEntry.at, AuditEntry.details).where(
+        AuditEntry.subject.in_(bindparam("subs", expanding=True)), AuditEntry.action == "scan",
+        AuditEntry.actor_kind == "terminal", AuditEntry.at.between(lo, hi))
     for chunk in _chunks(subs):
-        rows = session.execute(select(AuditEntry.actor_id, AuditEntry.at, AuditEntry.details).where(
-            AuditEntry.subject.in_(chunk), AuditEntry.action == "scan",
-            AuditEntry.actor_kind == "terminal", AuditEntry.at.between(lo, hi)))
+        rows = session.execute(query, {"subs": list(chunk)})
         for actor_id, at, details in rows:
             jti = (details or {}).get("jti")
             if jti in wanted and details.get("decision") == "accept":
@@ -199,12 +213,13 @@ def _travel(session: Session, new: Sequence[StoredTap], rules: Rules) -> Iterato
     lo = min(t.record.server_at for t in placed) - TRAVEL_HORIZON
     hi = max(t.record.server_at for t in placed) + TRAVEL_HORIZON
     by_sub: dict[str, list[_Placed]] = {}
-    subs = sorted({t.record.sub for t in placed if t.record.sub is not None})
+    near = (Tap.server_at.between(lo, hi), or_(Tap.lat.is_not(None), Tap.kind == "metro"))
+    subs = _repeated(session, Tap.sub, sorted({t.record.sub for t in placed  # type: ignore[misc]
+                                               if t.record.sub is not None}), *near)
     for chunk in _chunks(subs):
         rows = session.execute(select(Tap.id, Tap.terminal_id, Tap.seq, Tap.jti, Tap.sub, Tap.kind,
                                       Tap.site, Tap.lat, Tap.lon, Tap.server_at)
-                               .where(Tap.sub.in_(chunk), Tap.server_at.between(lo, hi),
-                                      or_(Tap.lat.is_not(None), Tap.kind == "metro")))
+                               .where(Tap.sub.in_(chunk), *near))
         for tap_id, terminal_id, seq, jti, sub, kind, site, lat, lon, at in rows:
             point = place_of(kind, site, (lat, lon) if lat is not None and lon is not None else None)
             if point is not None:

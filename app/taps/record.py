@@ -84,7 +84,7 @@ class TapRecord:
     request_id: str | None = None
     result: Mapping[str, Any] | None = None
 
-    @property
+    @cached_property
     def server_at(self) -> datetime:
         """The scan time on the server's clock: the reader's clock less its known offset."""
         return self.scanned_at - timedelta(seconds=self.clock_offset_s or 0.0)
@@ -99,6 +99,13 @@ class TapRecord:
         values = {name: getattr(self, name) for name in _FIELD_NAMES}
         values["scanned_at"] = rfc3339(self.scanned_at)
         return hashlib.sha256(_CANONICAL.encode(values).encode("utf-8")).hexdigest()
+
+    @cached_property
+    def result_json(self) -> str:
+        """``result`` as ``json.dumps`` writes it (``null`` when absent): what the size limit
+        counts and what the ``result`` column stores, made once."""
+        return json.dumps(self.result if self.result is None or type(self.result) is dict
+                          else dict(self.result))
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "TapRecord":

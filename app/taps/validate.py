@@ -11,7 +11,6 @@ never looser; ``tests/taps/test_validate.py`` holds it to that.
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -119,11 +118,13 @@ def _record(item: Any) -> TapRecord | None:
     if request_id is not None and (type(request_id) is not str or REQUEST_ID.match(request_id) is None):
         return None
     result = item.get("result")
-    if result is not None and (type(result) is not dict
-                               or len(json.dumps(result)) > MAX_RESULT_CHARS):
+    if result is not None and type(result) is not dict:
         return None
-    return TapRecord(seq=seq, jti=jti, sub=sub, iss=iss, scanned_at=scanned_at, decision=decision,
+    record = TapRecord(seq=seq, jti=jti, sub=sub, iss=iss, scanned_at=scanned_at, decision=decision,
                      reason=reason, direction=direction, mode=mode, ent=ent,
                      trust_version=trust_version, trust_age_s=trust_age_s,
                      clock_offset_s=clock_offset_s, location=location, stale=stale,
                      request_id=request_id, result=result)
+    if result is not None and len(record.result_json) > MAX_RESULT_CHARS:
+        return None
+    return record

@@ -85,3 +85,28 @@ def test_the_longest_iss_and_jti_still_make_one_anomaly_on_postgresql(
     answer = uploaded(pg_client, second, [{**record(1, someone.sub, T0 - 50), **longest}])
     assert [(a["kind"], a["jti"]) for a in answer["anomalies"]] == [("double_use", "j" * 128)]
     assert uploaded(pg_client, second, [{**record(1, someone.sub, T0 - 50), **longest}])["anomalies"] == []
+
+
+def test_the_same_batch_sent_by_four_threads_at_once_is_stored_once_on_postgresql(
+        pg_app: Flask, pg_client: FlaskClient) -> None:
+    vehicle, someone = bus(pg_client), rider(pg_app, pg_client)
+    batch = [record(seq, someone.sub, T0 - 3000 + seq) for seq in range(1, 301)]
+    answers: list[Any] = []
+    start = threading.Barrier(4)
+
+    def send() -> None:
+        client = pg_app.test_client()
+        start.wait()
+        answers.append(upload(client, vehicle, batch))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [response.status_code for response in answers] == [200] * 4
+    bodies = [response.get_json() for response in answers]
+    assert sorted(body["stored"] for body in bodies) == [0, 0, 0, 300]
+    assert sum(body["duplicates"] for body in bodies) == 900
+    assert all(body["anomalies"] == [] for body in bodies)
+    assert [row[1] for row in taps(pg_app)] == list(range(1, 301))
