@@ -155,6 +155,52 @@ def audit_verify() -> None:
     click.echo(f"audit log ok ({entries} entries)")
 
 
+@main.group()
+def records() -> None:
+    """Scan records waiting in Redis for the audit log (the writer `citycode serve` runs)."""
+
+
+@records.command("status")
+def records_status() -> None:
+    """Print the writer's lag as JSON: records not yet in SQL and the oldest one's age."""
+    from app.records.lag import lag
+    from app.store.redis import connect
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("REDIS_URL is not set (the embedded Redis runs inside `citycode serve`)")
+    client = connect(settings.redis_url)
+    try:
+        behind = lag(client, settings.records_stream)
+    finally:
+        client.close()
+    click.echo(json.dumps({"records": behind.records, "oldest_seconds": round(behind.oldest_seconds, 3),
+                           "max_lag_seconds": settings.records_max_lag_seconds}))
+
+
+@records.command("drain")
+def records_drain() -> None:
+    """Write every waiting scan record to the audit log now, then exit (for a service run with
+    CITYCODE_RECORDS_WRITER=0, or to empty the stream before maintenance)."""
+    import redis as redis_client
+
+    from app.db import Database
+    from app.records.writer import RecordWriter
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise click.UsageError("REDIS_URL is not set (the embedded Redis runs inside `citycode serve`)")
+    client = redis_client.Redis.from_url(settings.redis_url, socket_timeout=10)
+    database = Database(settings.resolved_database_url)
+    try:
+        written = RecordWriter(client, database, stream=settings.records_stream,
+                               batch=settings.records_batch).drain()
+    finally:
+        database.dispose()
+        client.close()
+    click.echo(f"{written} records drained")
+
+
 @main.command()
 @click.option("--url", default=None, help="a running service (default: start a private one)")
 @click.option("--admin-token", envvar="CITYCODE_ADMIN_TOKEN", default=None, help="with --url")

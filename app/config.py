@@ -55,6 +55,12 @@ class Settings:
     travel_max_speed_kmh: int = 120  # faster than this between two taps: impossible_travel ...
     travel_min_distance_m: int = 2000  # ... if they are at least this far apart
     online_use_window_seconds: int = 900  # how far around a tap to look for online uses of its code
+    # Scan records (app.records): the stream scripts append to, and the writer draining it to SQL.
+    records_stream: str = "cc:scans"
+    records_writer: bool = True  # `citycode serve` runs the writer (off: it runs elsewhere)
+    records_batch: int = 1000  # records per SQL transaction, at most
+    records_block_ms: int = 100  # how long the writer waits for records when the stream is empty
+    records_max_lag_seconds: int = 60  # readiness fails when the oldest undrained record is older
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -85,6 +91,11 @@ class Settings:
             travel_max_speed_kmh=_int(env, "CITYCODE_TRAVEL_MAX_SPEED_KMH", 120, 10, 2000),
             travel_min_distance_m=_int(env, "CITYCODE_TRAVEL_MIN_DISTANCE_M", 2000, 0, 1_000_000),
             online_use_window_seconds=_int(env, "CITYCODE_ONLINE_USE_WINDOW_SECONDS", 900, 60, 86400),
+            records_stream=env.get("CITYCODE_RECORDS_STREAM") or "cc:scans",
+            records_writer=_int(env, "CITYCODE_RECORDS_WRITER", 1, 0, 1) == 1,
+            records_batch=_int(env, "CITYCODE_RECORDS_BATCH", 1000, 1, 10000),
+            records_block_ms=_int(env, "CITYCODE_RECORDS_BLOCK_MS", 100, 1, 5000),
+            records_max_lag_seconds=_int(env, "CITYCODE_RECORDS_MAX_LAG_SECONDS", 60, 1, 86400),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

@@ -20,6 +20,7 @@ EXTENSION = "citycode"
 if TYPE_CHECKING:
     from app.hall import HallDesk
     from app.hall.disclosure import DisclosureDesk
+    from app.records.sink import ScanRecords
     from app.registry.terminals import TerminalDirectory
     from app.scenes.service import ScanService
     from app.taps import TapDesk
@@ -51,6 +52,16 @@ class Runtime:
         from app.verification.online import OnlineVerifier
 
         return OnlineVerifier(self)
+
+    @cached_property
+    def records(self) -> "ScanRecords":
+        """Where scans are recorded: the scan-record stream, checked against the trust generation
+        the verifier's state was read at (``app.records``)."""
+        from app.records.sink import ScanRecords
+
+        feed = self.verifier.feed
+        return ScanRecords(self.redis, stream=self.settings.records_stream, generation=feed.seen,
+                           leeway=self.settings.clock_leeway_seconds)
 
     @cached_property
     def scans(self) -> "ScanService":

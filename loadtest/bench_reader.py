@@ -172,6 +172,8 @@ def _decisions(bench: Bench, seconds: float, rounds: int, bus: Reader, metro: Re
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
+    if len(values) < 2:  # a tiny run (one batch): every percentile is that one value
+        return dict.fromkeys(("p50", "p95", "p99", "max"), values[0])
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(values)}
 

@@ -65,8 +65,18 @@ def code(client: FlaskClient, app_token: str) -> str:
 
 
 # The runtime's parts built on its Redis client; rebuilt whenever the client is swapped.
-_BUILT_ON_REDIS = ("verifier", "scans", "halls", "disclosures", "taps")
+_BUILT_ON_REDIS = ("verifier", "records", "scans", "halls", "disclosures", "taps")
 NO_REDIS_URL = "unix:///nonexistent/citycode-test-redis.sock"
+
+
+def drain(app: Any) -> int:
+    """Write every scan record waiting in the stream to the audit log, as the writer process of
+    ``citycode serve`` does in the background; the number of stream entries written. ``app`` is
+    the Flask app or its runtime."""
+    from app.records.writer import RecordWriter
+
+    rt = app.extensions["citycode"] if isinstance(app, Flask) else app
+    return RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer="tests").drain()
 
 
 def dead_redis() -> "redis.Redis[bytes]":

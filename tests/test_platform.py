@@ -20,7 +20,7 @@ def test_readiness_reports_every_dependency_ok(client: FlaskClient) -> None:
     response = client.get("/healthz/ready")
     assert response.status_code == 200
     body = response.get_json()
-    assert body["checks"] == {"database": "ok", "redis": "ok", "keys": "ok"}
+    assert body["checks"] == {"database": "ok", "redis": "ok", "keys": "ok", "records": "ok"}
     assert body["failed"] == []
 
 

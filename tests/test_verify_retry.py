@@ -19,7 +19,7 @@ from app.codes.decision import Decision
 from app.runtime import Runtime
 from app.scenes.base import ScanContext
 from app.verification.retries import KEY_PREFIX, Attempt, RetryMemory, fingerprint
-from tests.helpers import (ADMIN, DEFAULT_SITES, bearer, code, credential, enrol, issuer,
+from tests.helpers import (ADMIN, DEFAULT_SITES, bearer, code, credential, drain, enrol, issuer,
                            redis_unreachable, terminal)
 
 
@@ -43,6 +43,7 @@ def _decided(client: FlaskClient, gate: str, scanned: str, request_id: str | Non
 
 
 def _scan_entries(app: Flask) -> int:
+    drain(app)  # scans reach the audit log through the record writer
     with _rt(app).db.session() as session:
         return session.scalar(select(func.count()).select_from(AuditEntry)
                               .where(AuditEntry.action == "scan")) or 0

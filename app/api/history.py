@@ -123,7 +123,9 @@ def _entry(entry: AuditEntry) -> dict[str, Any]:
 @blp.response(200, HistoryOut)
 def history(args: dict[str, Any]) -> dict[str, Any]:
     """Scans of my codes, disclosures of my credentials, my credentials issued and revoked, my
-    enrolment, suspension and restoration; newest first. The first page (no `before`) also lists
+    enrolment, suspension and restoration; newest first. A scan shows once the record writer has
+    written it to the audit log: normally within a fraction of a second, at most the service's
+    `records_max_lag_seconds` while it is ready. The first page (no `before`) also lists
     taps uploaded by offline readers and settled metro trips with their fares."""
     with runtime().db.session() as session:
         subject = citizens.get(session, current_principal().principal_id).pseudonym

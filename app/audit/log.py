@@ -8,6 +8,11 @@ the row lock (PostgreSQL) or the database write lock (SQLite) until the caller's
 so workers and threads can neither skip a number nor fork the chain, and a rolled-back append
 leaves no trace.
 
+Scans arrive in batches from the scan-record writer (``app.records.writer``): ``append_batch``
+locks the head once per batch, so one batch = one transaction = one contiguous ``seq`` range.
+Such entries carry the record's id (``record_id``, unique, also hashed), so a record drained twice
+is stored once.
+
 Callers must never pass personal data: subjects are pseudonyms, details name credential types and
 ids, decisions and reasons, never names, ID numbers or credential numbers.
 """
@@ -16,9 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import JSON, Column, MetaData, Table, TypeDecorator, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEntry, AuditHead
@@ -57,9 +62,13 @@ def timestamp(moment: datetime) -> str:
 
 
 def entry_hash(values: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical encoding of an entry's fields (see ``_FIELDS``)."""
+    """SHA-256 (hex) of the canonical encoding of an entry's fields (see ``_FIELDS``), and of its
+    ``record_id`` when it has one (entries without one hash as they always did)."""
     encoded = [_HASH_DOMAIN] + [timestamp(values["at"]) if name == "at" else values[name]
                                 for name in _FIELDS]
+    record_id = values.get("record_id")
+    if record_id is not None:
+        encoded.append(["record_id", record_id])
     return hashlib.sha256(canonical_json(encoded).encode("utf-8")).hexdigest()
 
 
@@ -91,6 +100,76 @@ def append(session: Session, *, actor_kind: str, actor_id: str, action: str,
     session.execute(insert(table).values(**values, hash=digest))
     session.execute(update(head).where(head.c.id == HEAD_ID).values(hash=digest))
     return AuditEntry(**values, hash=digest)
+
+
+class _Encoded(TypeDecorator[str]):
+    """A JSON column bound from text already encoded (canonically, by ``append_batch``), so each
+    value is encoded once, for its hash and its row alike."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            from psycopg.types.json import Json
+
+            return lambda text: None if text is None else Json(text, dumps=lambda encoded: encoded)
+        return None  # SQLite keeps JSON as text
+
+
+_BATCH_ROWS = Table("audit_log", MetaData(), *(
+    Column(column.name, _Encoded() if column.name in ("site", "details") else column.type)
+    for column in AuditEntry.__table__.c))
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           allow_nan=False).encode
+
+
+def append_batch(session: Session, entries: Sequence[Mapping[str, Any]]) -> tuple[int, int] | None:
+    """Append entries that each carry a ``record_id`` (plus ``at``, actor, action … as ``append``
+    takes them; ``site`` and ``details`` plain JSON values), skipping ids already stored, in the
+    caller's transaction: the head is locked once, so the batch takes one contiguous ``seq``
+    range. Returns ``(first, last)`` seq, or None when every record was stored before.
+
+    Each entry's fields are encoded once: the canonical JSON that is hashed is also what is
+    stored, so the hash recomputed from the row (``verify_chain``) is the same.
+    """
+    head, table = AuditHead.__table__, AuditEntry.__table__
+    locked = session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=head.c.seq)
+                             .returning(head.c.seq, head.c.hash)).one_or_none()
+    if locked is None:
+        raise AuditError("audit_head row is missing; run the database migrations")
+    last, prev_hash = locked
+    wanted = {str(entry["record_id"]): entry for entry in entries}  # a repeat within the batch too
+    stored = set(session.scalars(select(table.c.record_id).where(table.c.record_id.in_(list(wanted)))))
+    rows: list[dict[str, Any]] = []
+    first = last + 1
+    domain = _encode(_HASH_DOMAIN)
+    for record_id, entry in wanted.items():
+        if record_id in stored:
+            continue
+        if entry["actor_kind"] not in ACTOR_KINDS:
+            raise ValueError(f"unknown actor kind {entry['actor_kind']!r}")
+        last += 1
+        site, purpose = entry.get("site"), entry.get("purpose")
+        site_json = None if site is None else _encode(site)
+        details_json = _encode(entry.get("details") or {})
+        values = {"seq": last, "at": entry["at"], "actor_kind": entry["actor_kind"],
+                  "actor_id": entry["actor_id"], "action": entry["action"],
+                  "subject": entry.get("subject"), "site": site_json, "purpose": purpose,
+                  "reason": entry.get("reason"), "details": details_json, "prev_hash": prev_hash,
+                  "record_id": record_id}
+        # canonical_json([...]) of entry_hash, from the parts already encoded
+        hashed = ",".join((domain, str(last), _encode(timestamp(entry["at"])), _encode(values["actor_kind"]),
+                           _encode(values["actor_id"]), _encode(values["action"]), _encode(values["subject"]),
+                           site_json or "null", _encode(purpose), _encode(values["reason"]), details_json,
+                           _encode(prev_hash), '["record_id",' + _encode(record_id) + "]"))
+        prev_hash = values["hash"] = hashlib.sha256(f"[{hashed}]".encode("utf-8")).hexdigest()
+        rows.append(values)
+    if not rows:
+        return None
+    session.execute(insert(_BATCH_ROWS), rows)
+    session.execute(update(head).where(head.c.id == HEAD_ID).values(seq=last, hash=prev_hash))
+    return first, last
 
 
 def verify_chain(session: Session, batch_size: int = 1000) -> tuple[bool, int | None]:

@@ -32,6 +32,9 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # The scan record's id (app.records) for entries drained from the scan-record stream: unique,
+    # so a record drained twice is stored once (migration 0007). None for every other entry.
+    record_id: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
 
 
 class AuditHead(Base):

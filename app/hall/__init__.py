@@ -5,8 +5,9 @@
 - Only a ``hall`` terminal of *that* hall may take numbers or call (else ``PermissionDenied``,
   403); an unknown hall is ``NotFound`` (404), an unknown service ``InvalidInput`` (422). These
   are request errors, checked before the code is looked at, so they spend no code.
-- A kiosk scan is a scan: bad, expired or replayed codes are a normal ``deny`` decision, and the
-  audit observers (``rt.scans.observe``) see every scan, accept or deny. An accept carries
+- A kiosk scan is a scan: bad, expired or replayed codes are a normal ``deny`` decision, and
+  every scan, accept or deny, is recorded in the scan-record stream by the queue's script (a deny
+  decided before it by one XADD), for the audit log (``app.records``). An accept carries
   ``hall``, ``service``, ``ticket``, ``ahead``, ``issued_at`` and ``existing`` as decision data.
 - One waiting ticket per citizen, hall, service and day: scanning again while still waiting hands
   back the same ticket (``existing: true``, ``ahead`` as it is now) and still spends the new code.
@@ -30,6 +31,7 @@ from app.codes.errors import CodeError, Degraded
 from app.errors import NotFound, PermissionDenied, Unavailable
 from app.hall.config import Hall, HallDirectory, Service, directory
 from app.hall.queue import Board, Call, HallQueue
+from app.records.stream import draft
 from app.scenes.base import ScanContext
 from app.verification.retries import Attempt, fingerprint
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from app.registry.terminals import TerminalInfo
     from app.runtime import Runtime
 
-__all__ = ["HallDesk", "directory"]
+__all__ = ["HallDesk", "directory", "ticket_data"]
 
 T = TypeVar("T")
 
@@ -48,14 +50,16 @@ class HallDesk:
     def __init__(self, rt: "Runtime", halls: HallDirectory | None = None) -> None:
         self.rt = rt
         self.halls = directory() if halls is None else halls
-        self.queue = HallQueue(rt.redis, leeway=rt.settings.clock_leeway_seconds)
+        self.queue = HallQueue(rt.redis, leeway=rt.settings.clock_leeway_seconds, records=rt.records)
 
     def take_number(self, terminal: "TerminalInfo", hall_id: str, service_id: str, code: str) -> Decision:
         """A kiosk scan: check the code, then claim it and take (or hand back) a number."""
         hall = self._hall_for(terminal, hall_id)
         service = hall.service(service_id)
-        ctx = self.rt.scans.context(terminal.id, terminal.kind, terminal.site)
-        return self._take(hall, service, ctx, self.rt.verifier.check(code))
+        scans = self.rt.scans
+        ctx = scans.context(terminal.id, terminal.kind, terminal.site)
+        return scans.fresh(ctx, code, self.rt.verifier.check(code),
+                           lambda checked: self._take(hall, service, ctx, checked))
 
     def ticket(self, terminal: "TerminalInfo", hall_id: str, service_id: str, code: str,
                request_id: str | None = None) -> dict[str, Any]:
@@ -69,22 +73,21 @@ class HallDesk:
         ctx = scans.context(terminal.id, terminal.kind, terminal.site)
         checked = self.rt.verifier.check(code)
         attempt = Attempt(terminal.id, request_id, fingerprint("ticket", code, hall.hall, service.service))
-        return scans.once(ctx, checked, attempt, lambda: self._take(hall, service, ctx, checked))
+        return scans.once(ctx, checked, attempt, lambda: scans.fresh(
+            ctx, code, checked, lambda fresh: self._take(hall, service, ctx, fresh)))
 
     def _take(self, hall: Hall, service: Service, ctx: ScanContext, decision: Decision) -> Decision:
-        """Claim an accepted check's code and take a number; observers see the decision."""
-        if decision.accepted and decision.claims is not None:
-            try:
-                ticket = self.queue.take(hall, service, decision.claims, ctx.now)
-            except CodeError as error:  # Replayed, or Degraded when Redis cannot answer
-                decision = Decision.from_error(error, decision.claims)
-            else:
-                issued = datetime.fromtimestamp(ticket.issued_at, CITY_TZ).isoformat(timespec="seconds")
-                decision = decision.with_data(hall=hall.hall, service=service.service,
-                                              ticket=ticket.ticket, ahead=ticket.ahead,
-                                              issued_at=issued, existing=ticket.existing)
-        self.rt.scans.observe(ctx, decision)
-        return decision
+        """Claim an accepted check's code and take a number, recording the scan in the same
+        script (a deny decided before it with one XADD). Raises ``TrustMoved``."""
+        if not decision.accepted or decision.claims is None:
+            return self.queue.records.deny(ctx, decision)
+        rec = draft(ctx, decision.claims, complete={"hall": hall.hall, "service": service.service})
+        try:
+            ticket = self.queue.take(hall, service, decision.claims, ctx.now, rec)
+        except CodeError as error:  # Replayed, or Degraded when Redis cannot answer
+            return Decision.from_error(error, decision.claims)
+        return decision.with_data(**ticket_data(hall.hall, service.service, ticket.ticket, ticket.ahead,
+                                                ticket.issued_at, ticket.existing))
 
     def call(self, terminal: "TerminalInfo", hall_id: str, counter: str, service_id: str | None) -> Call:
         """Call the next ticket to ``counter``: for ``service_id`` if given, else the oldest
@@ -138,3 +141,11 @@ class HallDesk:
             return action()
         except Degraded:
             raise Unavailable("Hall queues are unavailable right now.") from None
+
+
+def ticket_data(hall: str, service: str, ticket: str, ahead: int | str | bytes,
+                issued_at: float | str | bytes, existing: bool) -> dict[str, Any]:
+    """A kiosk accept's data; the record writer derives it alike from the script's outputs."""
+    issued = datetime.fromtimestamp(float(issued_at), CITY_TZ).isoformat(timespec="seconds")
+    return {"hall": hall, "service": service, "ticket": ticket, "ahead": int(ahead),
+            "issued_at": issued, "existing": existing}

@@ -104,9 +104,10 @@ class DisclosureDesk:
         types, purpose = check_request(credential_types, purpose)
         now = self.clock()
         ctx = ScanContext(terminal.id, terminal.kind, terminal.site, None, now)
-        decision = self.rt.verifier.core.claim(self.rt.verifier.check(code))
+        # A deny is recorded as a scan (its script or one XADD); an accept's record is the
+        # synchronous `disclosure_requested` audit entry below, written before anything is shown.
+        decision = self.rt.scans.fresh(ctx, code, self.rt.verifier.check(code), self._claim(ctx))
         if not decision.accepted or decision.claims is None:
-            self.rt.scans.observe(ctx, decision)
             return Requested(decision)
         disclosure = Disclosure("dsc_" + secrets.token_urlsafe(16), decision.claims.sub, terminal.id,
                                 where(terminal.kind, terminal.site), types, purpose, now,
@@ -115,6 +116,7 @@ class DisclosureDesk:
             self.store.create(disclosure, self.ttl_seconds)
         except Unavailable:
             denied = Decision.deny("degraded", decision.claims, detail="disclosure store unavailable")
+            self.rt.records.deny(ctx, denied)  # Redis just failed: counted if it cannot record
             self.rt.scans.observe(ctx, denied)
             return Requested(denied)
         try:
@@ -127,6 +129,15 @@ class DisclosureDesk:
             self.store.forget(disclosure)
             return Requested(Decision.deny("degraded", decision.claims, detail="audit log unavailable"))
         return Requested(decision, disclosure)
+
+    def _claim(self, ctx: ScanContext) -> Callable[[Decision], Decision]:
+        records = self.rt.records
+
+        def claim(checked: Decision) -> Decision:
+            if not checked.accepted:
+                return records.deny(ctx, checked)
+            return records.claim(checked, ctx, record_accept=False)
+        return claim
 
     # -- the citizen ---------------------------------------------------------------------------
     def pending_for(self, citizen_id: str) -> list[Disclosure]:

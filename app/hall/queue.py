@@ -27,30 +27,40 @@ import redis
 from app.codes.decision import CodeClaims
 from app.codes.errors import Degraded, Replayed
 from app.hall.config import Hall, Service
+from app.records.sink import ScanRecords
 from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
 from app.scenes.base import local_date
 
 KEY_TTL_SECONDS = 2 * 24 * 3600
 
-# KEYS: replay, seq, wait, issue, tickets, rank, issued, held.
-# ARGV: replay EXAT, sub, service, prefix, now, ttl.
+# Behind app.records.stream.PRELUDE. KEYS[3..10]: replay, seq, wait, issue, tickets, rank, issued,
+# held.  ARGV[4..9]: replay EXAT, sub, service, prefix, now, ttl.
 # A citizen already waiting for this service gets the same ticket back; the code is spent anyway.
+# Every outcome is recorded; a ticket's record carries what the kiosk was told.
 _TAKE = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EXAT', ARGV[1]) then return {0} end
-local holder = ARGV[3] .. ':' .. ARGV[2]
-local held = redis.call('HGET', KEYS[8], holder)
-if held then
-  local ahead = redis.call('LPOS', KEYS[3], held)
-  if ahead then return {2, held, ahead, redis.call('HGET', KEYS[7], held)} end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EXAT', ARGV[4]) then
+  record('replayed')
+  return {0}
 end
-local ticket = ARGV[4] .. string.format('%03d', redis.call('INCR', KEYS[2]))
-local ahead = redis.call('RPUSH', KEYS[3], ticket) - 1
-redis.call('HSET', KEYS[5], ticket, ARGV[2])
-redis.call('HSET', KEYS[6], ticket, redis.call('INCR', KEYS[4]))
+local holder = ARGV[6] .. ':' .. ARGV[5]
+local held = redis.call('HGET', KEYS[10], holder)
+if held then
+  local ahead = redis.call('LPOS', KEYS[5], held)
+  if ahead then
+    local issued = redis.call('HGET', KEYS[9], held)
+    record('ok', 'ticket', held, 'ahead', tostring(ahead), 'issued_at', issued, 'existing', '1')
+    return {2, held, ahead, issued}
+  end
+end
+local ticket = ARGV[7] .. string.format('%03d', redis.call('INCR', KEYS[4]))
+local ahead = redis.call('RPUSH', KEYS[5], ticket) - 1
 redis.call('HSET', KEYS[7], ticket, ARGV[5])
-redis.call('HSET', KEYS[8], holder, ticket)
-for i = 2, 8 do redis.call('EXPIRE', KEYS[i], ARGV[6]) end
-return {1, ticket, ahead, ARGV[5]}
+redis.call('HSET', KEYS[8], ticket, redis.call('INCR', KEYS[6]))
+redis.call('HSET', KEYS[9], ticket, ARGV[8])
+redis.call('HSET', KEYS[10], holder, ticket)
+for i = 4, 10 do redis.call('EXPIRE', KEYS[i], ARGV[9]) end
+record('ok', 'ticket', ticket, 'ahead', tostring(ahead), 'issued_at', ARGV[8], 'existing', '0')
+return {1, ticket, ahead, ARGV[8]}
 """
 
 # KEYS: calling, status, rank, then one wait list per candidate service.  ARGV: counter, ttl.
@@ -114,25 +124,28 @@ class HallQueue:
     """The queues of every hall, in one Redis. Script failures raise ``Degraded``."""
 
     def __init__(self, client: "redis.Redis[bytes]", *, leeway: int = 5,
-                 ttl: int = KEY_TTL_SECONDS) -> None:
+                 ttl: int = KEY_TTL_SECONDS, records: ScanRecords | None = None) -> None:
         self.client = client
         self.leeway = leeway
         self.ttl = ttl
-        self._take = AtomicScript(client, _TAKE, "hall.take")
+        self.records = records or ScanRecords(client, leeway=leeway)
+        self._take = self.records.script(_TAKE, "hall.take")
         self._call = AtomicScript(client, _CALL, "hall.call")
         self._skip = AtomicScript(client, _SKIP, "hall.skip")
 
-    def take(self, hall: Hall, service: Service, claims: CodeClaims, now: float) -> Ticket:
-        """Claim the code and give its citizen a number for ``service`` (or their waiting one).
+    def take(self, hall: Hall, service: Service, claims: CodeClaims, now: float, rec: str) -> Ticket:
+        """Claim the code and give its citizen a number for ``service`` (or their waiting one);
+        ``rec`` is the scan's record draft, appended by the same script whatever the outcome.
 
-        Raises ``Replayed`` if the code was used before, ``Degraded`` if Redis cannot answer.
+        Raises ``Replayed`` if the code was used before, ``Degraded`` if Redis cannot answer,
+        ``TrustMoved`` if the trust generation moved (nothing changed).
         """
         day = _day_prefix(hall.hall, now)
         keys = [replay_key_for(claims), f"{day}seq:{service.service}", f"{day}wait:{service.service}",
                 *(day + name for name in ("issue", "tickets", "rank", "issued", "held"))]
         args = [replay_expiry(claims, self.leeway), claims.sub, service.service, service.prefix,
                 f"{now:.3f}", self.ttl]
-        outcome = self._take(keys, args)
+        outcome = self._take(keys, args, rec)
         if outcome[0] == 0:
             raise Replayed(claims.iss, claims.jti)
         _, ticket, ahead, issued_at = outcome

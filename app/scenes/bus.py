@@ -1,7 +1,8 @@
 """Bus: one tap pays the fare of the code's cheapest entitlement; tapping again on the same
 vehicle within the window answers ``duplicate_tap`` and charges nothing.
 
-Redis keys (one Lua script claims first use and records the tap together):
+Redis keys (one Lua script claims first use, records the tap and appends the scan record to the
+record stream, ``app.records``):
 
 - ``cc:replay:<len(iss)>:<iss>:<jti>`` — first use of the code (shared with plain verification);
 - ``cc:bus:tap:<vehicle>:<sub>`` — scan time (ms) of the citizen's last *charged* tap on that
@@ -21,7 +22,9 @@ import redis
 from app.city import load
 from app.codes.decision import Decision
 from app.codes.errors import Degraded
-from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
+from app.records.stream import draft
+from app.records.sink import ScanRecords
+from app.scenes.atomic import replay_expiry, replay_key_for
 from app.scenes.base import ScanContext
 
 if TYPE_CHECKING:
@@ -29,17 +32,26 @@ if TYPE_CHECKING:
 
 TAP_PREFIX = "cc:bus:tap:"
 
-# KEYS: replay key, tap key.  ARGV: replay EXAT (s), scan time (ms), window (ms).
+# Behind app.records.stream.PRELUDE. KEYS[3]: replay key, KEYS[4]: tap key.
+# ARGV[4]: replay EXAT (s), ARGV[5]: scan time (ms), ARGV[6]: window (ms).
 # A duplicate tap uses the code too: it was shown and answered, and a code shown once is spent
-# (otherwise a code seen over a shoulder could still be tapped elsewhere).
+# (otherwise a code seen over a shoulder could still be tapped elsewhere). Every outcome is
+# recorded in the same script.
 _TAP_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'replayed' end
-redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
-local now = tonumber(ARGV[2])
-local last = redis.call('GET', KEYS[2])
-if last and now - tonumber(last) < tonumber(ARGV[3]) then return 'duplicate_tap' end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-return 'ok'
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  record('replayed')
+  return {'replayed'}
+end
+redis.call('SET', KEYS[3], '1', 'EXAT', ARGV[4])
+local now = tonumber(ARGV[5])
+local last = redis.call('GET', KEYS[4])
+if last and now - tonumber(last) < tonumber(ARGV[6]) then
+  record('duplicate_tap')
+  return {'duplicate_tap'}
+end
+redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[6])
+record('ok')
+return {'ok'}
 """
 
 _DETAILS = {"replayed": "code already used", "duplicate_tap": "already charged on this vehicle"}
@@ -89,28 +101,29 @@ class BusScene:
 
     kind = "bus"
 
-    def __init__(self, client: "redis.Redis[bytes]", table: FareTable, *, leeway: int) -> None:
+    def __init__(self, client: "redis.Redis[bytes]", table: FareTable, *, leeway: int,
+                 records: ScanRecords | None = None) -> None:
         self.table = table
         self.leeway = leeway
-        self._tap = AtomicScript(client, _TAP_SCRIPT, "bus.tap")
+        self._tap = (records or ScanRecords(client, leeway=leeway)).script(_TAP_SCRIPT, "bus.tap")
 
     def decide(self, checked: Decision, ctx: ScanContext) -> Decision:
         claims = checked.claims
         assert claims is not None, "scenes receive accepted checks only"
-        fare = self.table.fare_for(claims.ent)  # ent is already stripped of revoked entitlements
+        data = {"fare": self.table.fare_for(claims.ent).to_dict()}  # ent is after revocations
         try:
             outcome = self._tap(
-                keys=[replay_key_for(claims), tap_key(ctx.site["vehicle"], claims.sub)],
-                args=[replay_expiry(claims, self.leeway), int(ctx.now * 1000),
-                      self.table.window_seconds * 1000])
+                [replay_key_for(claims), tap_key(ctx.site["vehicle"], claims.sub)],
+                [replay_expiry(claims, self.leeway), int(ctx.now * 1000), self.table.window_seconds * 1000],
+                draft(ctx, claims, acc=data))
         except Degraded as error:  # nothing was recorded: the code stays unused
             return Decision.from_error(error, claims)
-        reason = outcome.decode() if isinstance(outcome, bytes) else str(outcome)
+        reason = outcome[0].decode() if isinstance(outcome[0], bytes) else str(outcome[0])
         if reason == "ok":
-            return checked.with_data(fare=fare.to_dict())
+            return checked.with_data(**data)
         return Decision.deny(reason, claims, detail=_DETAILS.get(reason, reason))
 
 
 def build(rt: Runtime) -> BusScene:
     return BusScene(rt.redis, FareTable.from_config(load("bus")),
-                    leeway=rt.settings.clock_leeway_seconds)
+                    leeway=rt.settings.clock_leeway_seconds, records=rt.records)

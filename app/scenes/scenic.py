@@ -19,8 +19,8 @@ after that day ends:
 - ``cc:scenic:count:<spot>:<day>`` — admissions so far;
 - ``cc:scenic:in:<spot>:<day>`` — pseudonyms admitted.
 
-One Lua script claims first use of the code and decides and records the admission, so two
-turnstiles racing for the last place can never both win.
+One Lua script claims first use of the code, decides and records the admission and appends the
+scan record (``app.records``), so two turnstiles racing for the last place can never both win.
 """
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ from app.codes.decision import Decision
 from app.codes.errors import Degraded
 from app.errors import NotFound, Unavailable
 from app.registry.entitlements import reservation_entitlements
-from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
+from app.records.sink import ScanRecords
+from app.records.stream import draft
+from app.scenes.atomic import replay_expiry, replay_key_for
 from app.scenes.base import ScanContext, local_date
 
 if TYPE_CHECKING:
@@ -44,22 +46,37 @@ if TYPE_CHECKING:
 
 _DAY_MARGIN_SECONDS = 3600
 
-# KEYS: replay, admitted set, count, capacity.  ARGV: replay EXAT, deny decided before ('' if
-# none), sub, configured capacity, TTL of the day's keys.
+# Behind app.records.stream.PRELUDE. KEYS[3]: replay, [4]: admitted set, [5]: count,
+# [6]: capacity.  ARGV[4]: replay EXAT, [5]: deny decided before ('' if none), [6]: sub,
+# [7]: configured capacity, [8]: TTL of the day's keys.
 # Every answer but `degraded` uses the code, denies included: a code is single-use once shown,
-# so a turnstile's "no" cannot be turned into a "yes" elsewhere by the same code.
+# so a turnstile's "no" cannot be turned into a "yes" elsewhere by the same code. Every answer is
+# recorded; an admission's record carries the places left (``remaining``).
 _ADMIT_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'replayed', -1} end
-redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[1])
-if ARGV[2] ~= '' then return {ARGV[2], -1} end
-if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 1 then return {'already_admitted', -1} end
-local capacity = tonumber(redis.call('GET', KEYS[4]) or ARGV[4])
-local used = tonumber(redis.call('GET', KEYS[3]) or '0')
-if used >= capacity then return {'capacity_full', 0} end
-used = redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], ARGV[5])
-redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  record('replayed')
+  return {'replayed', -1}
+end
+redis.call('SET', KEYS[3], '1', 'EXAT', ARGV[4])
+if ARGV[5] ~= '' then
+  record(ARGV[5])
+  return {ARGV[5], -1}
+end
+if redis.call('SISMEMBER', KEYS[4], ARGV[6]) == 1 then
+  record('already_admitted')
+  return {'already_admitted', -1}
+end
+local capacity = tonumber(redis.call('GET', KEYS[6]) or ARGV[7])
+local used = tonumber(redis.call('GET', KEYS[5]) or '0')
+if used >= capacity then
+  record('capacity_full')
+  return {'capacity_full', 0}
+end
+used = redis.call('INCR', KEYS[5])
+redis.call('EXPIRE', KEYS[5], ARGV[8])
+redis.call('SADD', KEYS[4], ARGV[6])
+redis.call('EXPIRE', KEYS[4], ARGV[8])
+record('ok', 'remaining', tostring(capacity - used))
 return {'ok', capacity - used}
 """
 
@@ -190,33 +207,42 @@ class ScenicScene:
 
     kind = "scenic"
 
-    def __init__(self, client: "redis.Redis[bytes]", config: ScenicConfig, *, leeway: int) -> None:
+    def __init__(self, client: "redis.Redis[bytes]", config: ScenicConfig, *, leeway: int,
+                 records: ScanRecords | None = None) -> None:
         self.config, self.leeway = config, leeway
-        self._admit = AtomicScript(client, _ADMIT_SCRIPT, "scenic.admit")
+        self.records = records or ScanRecords(client, leeway=leeway)
+        self._admit = self.records.script(_ADMIT_SCRIPT, "scenic.admit")
 
     def decide(self, checked: Decision, ctx: ScanContext) -> Decision:
         claims = checked.claims
         assert claims is not None, "scenes receive accepted checks only"
         spot = self.config.spots.get(ctx.site.get("spot", ""))
         if spot is None:  # the turnstile's set-up, not the citizen: leave the code unused
-            return Decision.deny("closed", claims, detail="spot not configured")
+            return self.records.deny(ctx, Decision.deny("closed", claims, detail="spot not configured"))
         early = entry_denial(self.config, spot, claims.ent, issued_at=claims.iat, scanned_at=ctx.now)
         in_key, count_key, cap_key = day_keys(spot.spot, ctx.local_date)
         try:
             reason, remaining = self._admit(
-                keys=[replay_key_for(claims), in_key, count_key, cap_key],
-                args=[replay_expiry(claims, self.leeway), early or "", claims.sub, spot.daily_capacity,
-                      day_ttl(ctx.now)])
+                [replay_key_for(claims), in_key, count_key, cap_key],
+                [replay_expiry(claims, self.leeway), early or "", claims.sub, spot.daily_capacity,
+                 day_ttl(ctx.now)],
+                draft(ctx, claims, complete={"spot": spot.spot}))
         except Degraded as error:
             return Decision.from_error(error, claims)
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
         if reason == "ok":
-            return checked.with_data(admission={"spot": spot.spot, "remaining": max(int(remaining), 0)})
+            return checked.with_data(**admission(spot.spot, remaining))
         return Decision.deny(reason, claims, detail=f"{reason} at {spot.spot}")
 
 
+def admission(spot: str, remaining: int | bytes | str) -> dict[str, Any]:
+    """An admission's data from the script's ``remaining``; the record writer derives it alike."""
+    return {"admission": {"spot": spot, "remaining": max(int(remaining), 0)}}
+
+
 def build(rt: Runtime) -> ScenicScene:
-    return ScenicScene(rt.redis, city_config(), leeway=rt.settings.clock_leeway_seconds)
+    return ScenicScene(rt.redis, city_config(), leeway=rt.settings.clock_leeway_seconds,
+                       records=rt.records)
 
 
 def directory(rt: Runtime) -> ScenicDirectory:

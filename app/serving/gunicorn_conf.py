@@ -25,10 +25,11 @@ proc_name = "citycode"
 control_socket_disable = True
 
 _embedded: Any = None
+_writer: Any = None
 
 
 def on_starting(server: Any) -> None:
-    global _embedded
+    global _embedded, _writer
     from app.config import Settings
     from app.ops import logs
     from app.serving import prepare
@@ -42,6 +43,7 @@ def on_starting(server: Any) -> None:
     _embedded = prepare.start_embedded_redis(settings)
     try:
         prepare.prepare_state(settings)
+        _writer = prepare.start_record_writer(settings)  # after the migrations it writes under
     except BaseException:
         on_exit(server)
         raise
@@ -54,7 +56,10 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    global _embedded
+    global _embedded, _writer
+    if _writer is not None:  # first: it may still acknowledge a batch in Redis
+        _writer.stop()
+        _writer = None
     if _embedded is not None:
         _embedded.stop()
         _embedded = None

@@ -58,6 +58,22 @@ def start_embedded_redis(settings: Settings) -> RedisSupervisor | None:
     return supervisor
 
 
+def start_record_writer(settings: Settings) -> RedisSupervisor | None:
+    """The scan-record writer (``app.records``) as a supervised child of the master: restarted
+    when it dies, stopped on shutdown, dead with the master. Off with CITYCODE_RECORDS_WRITER=0."""
+    if not settings.records_writer:
+        log.warning("record writer not started (CITYCODE_RECORDS_WRITER=0): run it elsewhere, "
+                    "or scans stay in Redis and readiness fails once they are too old")
+        return None
+    from app.records.process import WriterProcess
+
+    supervisor = RedisSupervisor(WriterProcess(settings.data_dir), restart_delay=1.0,  # type: ignore[arg-type]
+                                 name="record writer")
+    supervisor.start()
+    log.info("record writer started", extra={"pid": supervisor.embedded.pid})
+    return supervisor
+
+
 def warn_if_not_durable(url: str) -> None:
     """Replay records must survive a Redis restart (DESIGN.md): say so loudly if AOF is off."""
     client = connect(url)

@@ -97,9 +97,11 @@ class EmbeddedRedis:
             url, listen = f"redis://127.0.0.1:{port}/0", ["--port", str(port)]
         d = str(self.data_dir)
         # AOF: redis writes each command to the AOF before it replies, so a killed redis-server
-        # restarts with every replay record a gate was answered on. everysec (not always): only a
-        # power loss can drop the last second, and a machine takes longer to come back than a
-        # code lives (TTL + leeway); `always` would cost ~0.2 ms per write here.
+        # restarts with every replay record and scan record (app.records) a gate was answered
+        # on. everysec (not always): only a power loss (or a kernel crash) can drop the last
+        # second — its replay records (a machine takes longer to come back than a code lives,
+        # TTL + leeway) and its scan records not yet drained to SQL; `always` would cost ~0.2 ms
+        # per write here.
         argv = [self.executable or find_redis_server(), *listen,
                 "--bind", "127.0.0.1", "--protected-mode", "yes", "--dir", d,
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",

@@ -3,6 +3,9 @@
 If it dies (OOM killer, a crash, an operator's mistake) the gates get ``degraded`` answers and
 readiness turns 503 until it is back; the supervisor restarts it on the same socket and data dir
 after a short delay, so the AOF brings every replay record back with it.
+
+The same supervisor keeps the scan-record writer process running (``app.records.process``): any
+child with ``start``/``wait_exit``/``stop``/``pid``/``data_dir``, named in the log by ``name``.
 """
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ log = logging.getLogger("citycode.serve")
 
 
 class RedisSupervisor:
-    def __init__(self, embedded: EmbeddedRedis, *, restart_delay: float = 2.0) -> None:
+    def __init__(self, embedded: EmbeddedRedis, *, restart_delay: float = 2.0,
+                 name: str = "embedded redis-server") -> None:
         self.embedded = embedded
+        self.name = name
         self.restart_delay = restart_delay
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -39,14 +44,14 @@ class RedisSupervisor:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                log.error("embedded redis-server exited; restarting it",
+                log.error("%s exited; restarting it", self.name,
                           extra={"returncode": code, "dir": str(self.embedded.data_dir)})
                 try:
                     self.embedded.start()
                 except RuntimeError as exc:  # try again after the delay
-                    log.error("embedded redis-server did not restart", extra={"error": str(exc)})
+                    log.error("%s did not restart", self.name, extra={"error": str(exc)})
                     continue
-            log.warning("embedded redis-server restarted", extra={"pid": self.embedded.pid})
+            log.warning("%s restarted", self.name, extra={"pid": self.embedded.pid})
 
     def stop(self) -> None:
         self._stopping.set()

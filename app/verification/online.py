@@ -25,8 +25,9 @@ _snapshot: contextvars.ContextVar[StaticTrust | None] = contextvars.ContextVar("
 
 
 class _RequestTrust:
-    """The ``TrustState`` the core sees: fetched lazily (only after the signature checked out) and
-    once per verification, from the feed."""
+    """The ``TrustState`` the core sees: the feed's cached state (no Redis round trip), taken
+    lazily (only after the signature checked out) and once per verification. Whoever claims the
+    code checks in the same script that the state is still current (``app.records``)."""
 
     def __init__(self, feed: FeedTrust) -> None:
         self.feed = feed
@@ -35,7 +36,7 @@ class _RequestTrust:
         state = _snapshot.get()
         if state is None:
             try:
-                state = self.feed.current()
+                state = self.feed.cached()
             except (redis.RedisError, OSError) as exc:
                 log.warning("trust state unavailable", extra={"error": type(exc).__name__})
                 raise Degraded("trust state unavailable") from None
@@ -72,5 +73,6 @@ class OnlineVerifier:
             _snapshot.reset(token)
 
     def verify(self, code: str) -> Decision:
-        """``check`` and, for an accept, claim first use of ``(iss, jti)``."""
+        """``check`` and, for an accept, claim first use of ``(iss, jti)`` (unrecorded: scans go
+        through ``ScanService``, which records them)."""
         return self.core.claim(self.check(code))

@@ -17,7 +17,8 @@ How a request with a ``request_id`` runs (``RetryMemory.once``):
    still deciding: poll for up to ``wait_seconds`` — less than a reader's own online timeout,
    300 ms — then answer ``degraded``), or another ``fp``
    (``RequestIdReused``);
-2. decide (the scene's Lua script claims the code and changes state, observers write the audit);
+2. decide (the scene's Lua script claims the code, changes state and records the scan in the
+   scan-record stream, ``app.records``);
 3. settle: store the body in place of our reservation. A ``degraded`` answer changed nothing and
    is not kept: the reservation is dropped, so a retry decides anew once the store is back.
 

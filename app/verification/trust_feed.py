@@ -1,9 +1,12 @@
 """Keeps each worker's trust state in step with the revocation feed in the database.
 
-Writers commit a feed entry, then ``announce`` a new random generation in Redis. Before each
-verification a worker compares that generation with the one it last saw (one GET) and, when it
-differs or is missing, reads only the new feed entries from the database. Reading the new entries
-every ``max_age`` seconds anyway is the safety net for a lost announcement.
+Writers commit a feed entry, then ``announce`` a new random generation in Redis. A scan decides on
+the worker's cached state (``cached``) and passes the generation that state was read at
+(``seen``) to its recording script, which compares it with Redis's in the same round trip (no GET
+of its own): when they differ the script changes nothing and returns Redis's generation, and the
+worker reads only the new feed entries from the database (``catch_up``) and decides again.
+Reading the new entries every ``max_age`` seconds anyway is the safety net for a lost
+announcement. ``current`` (one GET, then the same comparison) is for callers without a script.
 """
 from __future__ import annotations
 
@@ -16,11 +19,12 @@ import redis
 
 from app.codes.trust import StaticTrust
 from app.db import Database
+from app.records.stream import GENERATION_KEY
 from app.registry import revocations
 
 log = logging.getLogger(__name__)
 
-GENERATION_KEY = "cc:trust:generation"
+__all__ = ["GENERATION_KEY", "FeedTrust", "announce"]
 
 
 def announce(client: "redis.Redis[bytes]") -> None:
@@ -57,6 +61,30 @@ class FeedTrust:
                     self._catch_up()
                     self._generation = generation
         return self._state
+
+    def cached(self) -> StaticTrust:
+        """The state as of the generation last seen, without asking Redis; refreshed from the
+        database when older than ``max_age``. Scans check their result against Redis's
+        generation in their script (``seen``)."""
+        if time.monotonic() - self._loaded_at > self.max_age:
+            with self._lock:
+                if time.monotonic() - self._loaded_at > self.max_age:
+                    self._catch_up()
+        return self._state
+
+    def seen(self) -> str:
+        """The generation ``cached`` was read at; '' before any (a script then says it moved)."""
+        generation = self._generation
+        return "" if generation is None else generation.decode()
+
+    def catch_up(self, generation: bytes | str) -> None:
+        """A script saw ``generation`` in Redis: read the feed's new entries and remember it. The
+        generation was read before the entries, so the state is at least as new as it."""
+        generation = generation.encode() if isinstance(generation, str) else generation
+        with self._lock:
+            if generation != self._generation:
+                self._catch_up()
+                self._generation = generation
 
     def _catch_up(self) -> None:
         with self.db.session() as session:

@@ -1,12 +1,11 @@
 """The hash-chained audit log on a real, migrated database: tampering is found, appends from threads
 and processes never fork the chain or leave a gap.
 
-SQLite always; PostgreSQL too when ``CITYCODE_TEST_POSTGRES_URL`` names a scratch database (its
-tables are migrated down and up around each test).
+Each test runs on a SQLite file and on a throw-away PostgreSQL server (skipped, saying why, only
+when no PostgreSQL binaries are installed; see ``tests/pg_support.py``).
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -19,23 +18,19 @@ from sqlalchemy import func, select, text
 
 from app.audit import log as audit
 from app.audit.models import AuditEntry, AuditHead
-from app.db import Database, alembic_config, migrate
+from app.db import Database, migrate
+from tests.pg_support import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[2]
-POSTGRES_URL = os.environ.get("CITYCODE_TEST_POSTGRES_URL")
-ENGINES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+        migrate(url)
     else:
-        from alembic import command
-
-        url = str(POSTGRES_URL)
-        command.downgrade(alembic_config(url), "base")
-    migrate(url)
+        url = request.getfixturevalue("postgres_url")  # fresh and migrated
     database = Database(url)
     yield database
     database.dispose()
@@ -209,4 +204,25 @@ def test_concurrent_appends_from_several_processes_keep_a_gapless_valid_chain(da
                                   cwd=ROOT) for n in range(4)]
     assert [p.wait(timeout=120) for p in processes] == [0, 0, 0, 0]
     assert _seqs(database) == list(range(1, 121))
+    assert _verify(database) == (True, None)
+
+
+def _scan_entry(record_id: str, i: int) -> dict[str, Any]:
+    return {"record_id": record_id, "at": datetime(2026, 12, 1, 8, 0, i % 60, tzinfo=timezone.utc),
+            "actor_kind": "terminal", "actor_id": "trm_1", "action": "scan", "subject": f"pseud{i}",
+            "site": {"kind": "bus", "line": "321"}, "reason": "ok",
+            "details": {"decision": "accept", "fare": {"amount_cents": 200, "category": "full"}}}
+
+
+def test_batch_append_takes_one_contiguous_range_and_stores_each_record_once(database: Database) -> None:
+    _append(database, 2)
+    first = [_scan_entry(f"r{i:03d}", i) for i in range(5)]
+    with database.session() as session:
+        assert audit.append_batch(session, first + first[:2]) == (3, 7)  # repeats within the batch
+    again = first[3:] + [_scan_entry(f"r{i:03d}", i) for i in range(5, 8)]
+    with database.session() as session:
+        assert audit.append_batch(session, again) == (8, 10)  # r003, r004 were stored already
+    with database.session() as session:
+        assert audit.append_batch(session, first) is None
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == 10
     assert _verify(database) == (True, None)

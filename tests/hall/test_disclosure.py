@@ -26,7 +26,7 @@ from app.db.models import Citizen
 from app.errors import Gone
 from app.hall.disclosure import DisclosureDesk
 from app.runtime import Runtime
-from tests.helpers import ADMIN, bearer, code, credential, enrol, issuer, redis_unreachable
+from tests.helpers import ADMIN, bearer, code, credential, drain, enrol, issuer, redis_unreachable
 from tests.ids import resident_id
 
 TTL = 300
@@ -129,6 +129,7 @@ def _pending(client: FlaskClient, app_token: str) -> list[dict[str, Any]]:
 
 def _audit(rt: Runtime, holder: Holder) -> list[AuditEntry]:
     """The entries about the holder from scans and disclosures (not the admin's and issuers')."""
+    drain(rt)  # scans reach the audit log through the record writer
     with rt.db.session() as session:
         pseudonym = session.get(Citizen, holder.citizen_id).pseudonym  # type: ignore[union-attr]
         return list(session.scalars(select(AuditEntry)
@@ -138,6 +139,7 @@ def _audit(rt: Runtime, holder: Holder) -> list[AuditEntry]:
 
 
 def _history(client: FlaskClient, holder: Holder) -> list[dict[str, Any]]:
+    drain(client.application)
     response = client.get("/v1/me/history", headers=bearer(holder.app_token))
     assert response.status_code == 200, response.get_json()
     return response.get_json()["entries"]  # type: ignore[no-any-return]

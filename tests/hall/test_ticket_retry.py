@@ -12,7 +12,7 @@ from app.audit.models import AuditEntry
 from app.runtime import Runtime
 from app.verification.retries import RetryMemory
 from tests.hall.conftest import HallDriver
-from tests.helpers import bearer, redis_unreachable
+from tests.helpers import bearer, drain, redis_unreachable
 
 Codes = Callable[[], str]
 
@@ -28,6 +28,7 @@ def _ticket(driver: HallDriver, scanned: str, request_id: str | None, service: s
 
 
 def _scan_entries(runtime: Runtime) -> int:
+    drain(runtime)  # scans reach the audit log through the record writer
     with runtime.db.session() as session:
         return session.scalar(select(func.count()).select_from(AuditEntry)
                               .where(AuditEntry.action == "scan")) or 0

@@ -178,8 +178,14 @@ class Server:
         return int((self.data_dir / "redis" / "redis.pid").read_text().strip())
 
     def worker_pids(self) -> list[int]:
-        """gunicorn workers: the master's children other than redis-server."""
-        return [pid for pid in children(self.pid) if b"redis-server" not in cmdline(pid)]
+        """gunicorn workers: the master's children other than redis-server and the record writer."""
+        return [pid for pid in children(self.pid)
+                if b"redis-server" not in cmdline(pid) and b"app.records" not in cmdline(pid)]
+
+    def writer_pid(self) -> int | None:
+        """The scan-record writer process (``python -m app.records``), a child of the master."""
+        found = [pid for pid in children(self.pid) if b"app.records" in cmdline(pid) and not gone(pid)]
+        return found[0] if found else None
 
     def cli(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run another ``citycode`` command with this server's environment."""

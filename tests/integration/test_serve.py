@@ -127,7 +127,7 @@ def test_service_starts_on_embedded_defaults(srv: Server, serving: ModuleType) -
     response = srv.fresh("GET", "/healthz/ready")
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["checks"] == {"database": "ok", "redis": "ok", "keys": "ok"}
+    assert body["checks"] == {"database": "ok", "redis": "ok", "keys": "ok", "records": "ok"}
     assert body["failed"] == [] and body["status"] == "ok"
 
     token_file = srv.data_dir / "admin-token"

@@ -22,15 +22,17 @@ code at a working gate:
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from app.city import load
 from app.codes.decision import Decision
 from app.codes.errors import CodeError, Degraded, NoEntry, Passback, Replayed
+from app.records.sink import ScanRecords
+from app.records.stream import draft
 from app.scenes.base import ScanContext
 from app.scenes.metro.fares import FareTable
 from app.scenes.metro.network import Network, UnknownStation, default_network
-from app.scenes.metro.trips import Trip, TripStore
+from app.scenes.metro.trips import TripStore
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -45,33 +47,37 @@ class MetroScene:
 
     kind = "metro"
 
-    def __init__(self, network: Network, fares: FareTable, trips: TripStore) -> None:
+    def __init__(self, network: Network, fares: FareTable, trips: TripStore,
+                 records: ScanRecords | None = None) -> None:
         self.network = network
         self.fares = fares
         self.trips = trips
+        self.records = records or getattr(trips, "records", None)
 
     def decide(self, checked: Decision, ctx: ScanContext) -> Decision:
         claims = checked.claims
         assert claims is not None, "scenes receive accepted checks only"
         station = ctx.site.get("station", "")
         if ctx.direction not in DIRECTIONS:
-            return Decision.deny("malformed", claims,
-                                 detail="metro gate sent no direction (entry or exit); code not used")
+            return self._refuse(ctx, Decision.deny(
+                "malformed", claims, detail="metro gate sent no direction (entry or exit); code not used"))
         if station not in self.network:
-            return Decision.deny("degraded", claims,
-                                 detail=f"gate station {station!r} is not in the metro network")
+            return self._refuse(ctx, Decision.deny(
+                "degraded", claims, detail=f"gate station {station!r} is not in the metro network"))
         try:
             if ctx.direction == "entry":
-                result = self.trips.enter(claims, station, ctx.now)
+                trip = {"station": station, "entered_at": _rfc3339(ctx.now)}
+                result = self.trips.enter(claims, station, ctx.now, draft(ctx, claims, acc={"trip": trip}))
             else:
-                result = self.trips.exit(claims, station, ctx.now)
+                rec = draft(ctx, claims, complete={"to": station, "ent": list(claims.ent)})
+                result = self.trips.exit(claims, station, ctx.now, rec)
         except Degraded as down:  # nothing was recorded: the code stays unused
             return Decision.from_error(down, claims)
         if result.outcome == "entered":
-            return checked.with_data(trip={"station": station, "entered_at": _rfc3339(ctx.now)})
+            return checked.with_data(trip=trip)
         if result.outcome == "exited":
             assert result.trip is not None
-            return checked.with_data(fare=self._fare(result.trip, station, claims.ent))
+            return checked.with_data(fare=self.exit_fare(result.trip.station, station, claims.ent))
         if result.outcome == "passback":
             assert result.trip is not None
             error: CodeError = Passback(f"open trip from {result.trip.station} at "
@@ -82,14 +88,21 @@ class MetroScene:
             error = Replayed(claims.iss, claims.jti)
         return Decision.from_error(error, claims)
 
-    def _fare(self, trip: Trip, exit_station: str, entitlements: tuple[str, ...]) -> dict[str, Any]:
+    def exit_fare(self, entry_station: str, exit_station: str, entitlements: Sequence[str]) -> dict[str, Any]:
+        """The fare of a trip; pure, so the record writer prices a drained exit record alike."""
         try:
-            stops: int | None = self.network.hops(trip.station, exit_station)
+            stops: int | None = self.network.hops(entry_station, exit_station)
         except UnknownStation:  # the entry station left the network file since: charge the cap
             stops = None
-        fare = self.fares.quote(stops, entitlements)  # ent is already stripped of revocations
+        fare = self.fares.quote(stops, tuple(entitlements))  # ent is already stripped of revocations
         return {"amount_cents": fare.amount_cents, "category": fare.category,
-                "from": trip.station, "to": exit_station}
+                "from": entry_station, "to": exit_station}
+
+    def _refuse(self, ctx: ScanContext, decision: Decision) -> Decision:
+        """A deny about the gate, decided before the script: recorded with one XADD."""
+        if self.records is not None:
+            self.records.deny(ctx, decision)
+        return decision
 
 
 def _rfc3339(timestamp: float) -> str:
@@ -107,5 +120,11 @@ def trip_expiry_seconds(config: Mapping[str, Any]) -> int:
 def build(rt: Runtime) -> MetroScene:
     config = load("metro")
     trips = TripStore(rt.redis, expiry_seconds=trip_expiry_seconds(config),
-                      leeway=rt.settings.clock_leeway_seconds)
-    return MetroScene(default_network(), FareTable.from_config(config.get("fares")), trips)
+                      leeway=rt.settings.clock_leeway_seconds, records=rt.records)
+    return MetroScene(default_network(), FareTable.from_config(config.get("fares")), trips, rt.records)
+
+
+def city_fares() -> MetroScene:
+    """A scene over the city's network and fares with no trip store: what the record writer needs
+    to price drained exit records (``MetroScene.exit_fare``)."""
+    return MetroScene(default_network(), FareTable.from_config(load("metro").get("fares")), None)  # type: ignore[arg-type]

@@ -8,10 +8,10 @@ Keys:
   It is per pseudonym, not per code: a citizen enters with one code and leaves with a later one,
   and one key per citizen means a citizen can never hold two open trips.
 
-The script runs atomically, so of two gates racing with the same code, or with two codes of the
-same citizen, exactly one sees the state the other left. Whether a trip is still open is judged
-on the scan clock (``ctx.now``, passed in), not on Redis's clock, so time can be injected; the
-key's TTL (expiry plus a margin) only cleans up trips nobody closed.
+The same script appends the scan record (``app.records``). The script runs atomically, so of two
+gates racing with the same code, or with two codes of the same citizen, exactly one sees the
+state the other left. Whether a trip is still open is judged on the scan clock (``ctx.now``,
+passed in), not on Redis's clock, so time can be injected; the key's TTL (expiry plus a margin) only cleans up trips nobody closed.
 
 Every outcome but ``replayed`` spends the code, passback and no-entry included: the gate
 answered this code, and a code that could be retried after a deny could be retried by whoever
@@ -25,33 +25,46 @@ from typing import Literal
 import redis
 
 from app.codes.decision import CodeClaims
-from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
+from app.records.sink import ScanRecords
+from app.scenes.atomic import replay_expiry, replay_key_for
 
 TRIP_PREFIX = "cc:metro:trip:"
 CLEANUP_MARGIN_SECONDS = 3600
 
 Outcome = Literal["entered", "exited", "passback", "no_entry", "replayed"]
 
-# KEYS: replay key, trip key.
-# ARGV: direction, station, scan time (s, decimal string), trip expiry (s), replay EXAT (s),
-#       trip key TTL (s), jti.
+# Behind app.records.stream.PRELUDE. KEYS[3]: replay key, KEYS[4]: trip key.
+# ARGV[4]: direction, [5]: station, [6]: scan time (s, decimal string), [7]: trip expiry (s),
+#       [8]: replay EXAT (s), [9]: trip key TTL (s), [10]: jti.
 # Returns {outcome, station, entered_at}: for exited/passback the open trip's entry, for entered
-# the new trip.
+# the new trip. The scan record of an exit carries the entry (``from``, ``entered_at``): whoever
+# drains it prices the fare exactly as the exit gate did (``app.records.complete``).
 _TRIP_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'replayed'} end
-local now = tonumber(ARGV[3])
-local trip = redis.call('HMGET', KEYS[2], 'station', 'entered_at')
-local open = trip[1] and trip[2] and now - tonumber(trip[2]) < tonumber(ARGV[4])
-redis.call('SET', KEYS[1], '1', 'EXAT', ARGV[5])
-if ARGV[1] == 'entry' then
-  if open then return {'passback', trip[1], trip[2]} end
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[2], 'station', ARGV[2], 'entered_at', ARGV[3], 'jti', ARGV[7])
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
-  return {'entered', ARGV[2], ARGV[3]}
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  record('replayed')
+  return {'replayed'}
 end
-redis.call('DEL', KEYS[2])
-if open then return {'exited', trip[1], trip[2]} end
+local now = tonumber(ARGV[6])
+local trip = redis.call('HMGET', KEYS[4], 'station', 'entered_at')
+local open = trip[1] and trip[2] and now - tonumber(trip[2]) < tonumber(ARGV[7])
+redis.call('SET', KEYS[3], '1', 'EXAT', ARGV[8])
+if ARGV[4] == 'entry' then
+  if open then
+    record('passback')
+    return {'passback', trip[1], trip[2]}
+  end
+  redis.call('DEL', KEYS[4])
+  redis.call('HSET', KEYS[4], 'station', ARGV[5], 'entered_at', ARGV[6], 'jti', ARGV[10])
+  redis.call('EXPIRE', KEYS[4], ARGV[9])
+  record('ok')
+  return {'entered', ARGV[5], ARGV[6]}
+end
+redis.call('DEL', KEYS[4])
+if open then
+  record('ok', 'from', trip[1], 'entered_at', trip[2])
+  return {'exited', trip[1], trip[2]}
+end
+record('no_entry')
 return {'no_entry'}
 """
 
@@ -75,21 +88,25 @@ def trip_key(sub: str) -> str:
 class TripStore:
     """Opens and closes trips; ``expiry_seconds`` is how long an entry stays open."""
 
-    def __init__(self, client: "redis.Redis[bytes]", *, expiry_seconds: int, leeway: int) -> None:
+    def __init__(self, client: "redis.Redis[bytes]", *, expiry_seconds: int, leeway: int,
+                 records: ScanRecords | None = None) -> None:
         if type(expiry_seconds) is not int or expiry_seconds <= 0:
             raise ValueError("trip expiry must be a positive number of seconds")
         self.client = client
         self.expiry_seconds = expiry_seconds
         self.leeway = leeway
-        self._script = AtomicScript(client, _TRIP_SCRIPT, "metro.trip")
+        self.records = records or ScanRecords(client, leeway=leeway)
+        self._script = self.records.script(_TRIP_SCRIPT, "metro.trip")
 
-    def enter(self, claims: CodeClaims, station: str, now: float) -> TripResult:
-        """Open a trip unless one is open (``passback``). Raises ``Degraded``."""
-        return self._run("entry", claims, station, now)
+    def enter(self, claims: CodeClaims, station: str, now: float, rec: str) -> TripResult:
+        """Open a trip unless one is open (``passback``); ``rec`` is the scan's record draft.
+        Raises ``Degraded`` or ``TrustMoved``."""
+        return self._run("entry", claims, station, now, rec)
 
-    def exit(self, claims: CodeClaims, station: str, now: float) -> TripResult:
-        """Close the open trip (``exited``, with its entry) or answer ``no_entry``. Raises ``Degraded``."""
-        return self._run("exit", claims, station, now)
+    def exit(self, claims: CodeClaims, station: str, now: float, rec: str) -> TripResult:
+        """Close the open trip (``exited``, with its entry) or answer ``no_entry``. Raises
+        ``Degraded`` or ``TrustMoved``."""
+        return self._run("exit", claims, station, now, rec)
 
     def open_trip(self, sub: str, now: float) -> Trip | None:
         """The citizen's open, unexpired trip, if any (a read for service counters and tests)."""
@@ -98,12 +115,12 @@ class TripStore:
             return None
         return Trip(station.decode(), float(entered_at))
 
-    def _run(self, direction: str, claims: CodeClaims, station: str, now: float) -> TripResult:
+    def _run(self, direction: str, claims: CodeClaims, station: str, now: float, rec: str) -> TripResult:
         reply = self._script(
-            keys=[replay_key_for(claims), trip_key(claims.sub)],
-            args=[direction, station, repr(float(now)), self.expiry_seconds,
-                  replay_expiry(claims, self.leeway), self.expiry_seconds + CLEANUP_MARGIN_SECONDS,
-                  claims.jti])
+            [replay_key_for(claims), trip_key(claims.sub)],
+            [direction, station, repr(float(now)), self.expiry_seconds,
+             replay_expiry(claims, self.leeway), self.expiry_seconds + CLEANUP_MARGIN_SECONDS,
+             claims.jti], rec)
         outcome, *rest = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
         trip = Trip(rest[0], float(rest[1])) if len(rest) == 2 else None
         return TripResult(outcome, trip)  # type: ignore[arg-type]

@@ -1,0 +1,49 @@
+"""The record writer process: ``python -m app.records``, started and supervised by the master of
+``citycode serve`` (``app.records.process``); reads the same environment as the workers."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import redis
+
+from app.config import ConfigError, Settings
+from app.db import Database
+from app.ops import logs
+from app.records.writer import RecordWriter
+
+log = logging.getLogger("citycode.records")
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"record writer: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    if not settings.redis_url:
+        log.error("record writer: REDIS_URL is not set")
+        return 2
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    # Its own client: the blocking read must not hit the workers' 0.5 s socket timeout.
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.records_block_ms / 1000 + 5,
+                                  socket_connect_timeout=1)
+    database = Database(settings.resolved_database_url)
+    writer = RecordWriter(client, database, stream=settings.records_stream, batch=settings.records_batch,
+                          block_ms=settings.records_block_ms)
+    log.info("record writer started", extra={"stream": settings.records_stream})
+    try:
+        writer.run(stopping.is_set)
+    finally:
+        database.dispose()
+        client.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The scan-record stream: its keys, the Lua prelude every recording script starts with, and the
+record's encoding on both sides (the worker's draft, the writer's parse).
+
+See ``app.records`` for the key design and the field list.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from app.codes.decision import CodeClaims
+from app.scenes.base import ScanContext
+
+DEFAULT_STREAM = "cc:scans"
+GENERATION_KEY = "cc:trust:generation"  # announced by app.verification.trust_feed
+GROUP = "audit-writer"
+RECORD_VERSION = 1
+
+# Every recording script starts with this. KEYS[1] the stream, KEYS[2] the trust generation key;
+# ARGV[1] the generation the worker last saw ('-': do not compare), ARGV[2] a generation to set
+# when none is stored (Redis lost it), ARGV[3] the record drafted by the worker. A scene's own
+# keys start at KEYS[3], its arguments at ARGV[4]. ``record(reason, field, value, ...)`` appends
+# the record with the decided reason and any outputs that complete its scene data.
+PRELUDE = """
+local gen = redis.call('GET', KEYS[2])
+if not gen then
+  redis.call('SET', KEYS[2], ARGV[2])
+  gen = ARGV[2]
+end
+if ARGV[1] ~= '-' and gen ~= ARGV[1] then return {'stale', gen} end
+local function record(reason, ...)
+  redis.call('XADD', KEYS[1], '*', 'rec', ARGV[3], 'r', reason, ...)
+end
+"""
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def new_record_id() -> str:
+    """96 random bits, hex: unique without coordination, so a record keeps its id across retries
+    of the writer and across a Redis restart (stream entry ids may be issued again then)."""
+    return os.urandom(12).hex()
+
+
+def draft(ctx: ScanContext, claims: CodeClaims | None, *, acc: Mapping[str, Any] | None = None,
+          complete: Mapping[str, Any] | None = None) -> str:
+    """The ``rec`` field: what the worker knows about a scan before its script decides."""
+    rec: dict[str, Any] = {"v": RECORD_VERSION, "id": new_record_id(), "t": ctx.terminal_id,
+                           "k": ctx.kind, "s": dict(ctx.site), "at": ctx.now}
+    if ctx.direction:
+        rec["d"] = ctx.direction
+    if claims is not None:
+        rec["sub"], rec["jti"], rec["iss"] = claims.sub, claims.jti, claims.iss
+    if acc:
+        rec["acc"] = acc
+    if complete:
+        rec["c"] = complete
+    return _dumps(rec)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class ScanRecord:
+    """One drained record: the worker's draft, the script's reason and outputs."""
+
+    entry_id: str  # the stream entry id (for XACK); not the identity of the record
+    rec: Mapping[str, Any]
+    reason: str
+    outputs: Mapping[str, str]
+
+    @property
+    def record_id(self) -> str:
+        return str(self.rec["id"])
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason == "ok"
+
+    @classmethod
+    def parse(cls, entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> ScanRecord:
+        """A stream entry as XREADGROUP returns it. Raises ``ValueError`` for an unreadable one."""
+        text = {_text(k): _text(v) for k, v in fields.items()}
+        try:
+            rec = json.loads(text.pop("rec"))
+            reason = text.pop("r")
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise ValueError(f"unreadable scan record {_text(entry_id)}") from exc
+        if not isinstance(rec, dict) or "id" not in rec or "t" not in rec:
+            raise ValueError(f"unreadable scan record {_text(entry_id)}")
+        return cls(_text(entry_id), rec, reason, text)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,198 @@
+"""The record writer: drains the scan-record stream into the SQL audit log in batches.
+
+One step (``step``):
+
+1. read up to ``batch`` records for the consumer group ``audit-writer`` (XREADGROUP, waiting up to
+   ``block_ms`` when the stream is empty; whatever arrived while the previous batch was being
+   written comes in one read, so batches grow with the load);
+2. append them in ONE SQL transaction (``app.audit.log.append_batch``: the chain head is locked
+   once, the batch takes one contiguous ``seq`` range), skipping record ids already stored;
+3. only after the commit: XACK and XDEL them (one MULTI), so the stream holds exactly the records
+   not yet known to be in SQL.
+
+Crash cases. Killed between commit and XACK: the records stay pending in the group; the next
+writer reclaims them (XAUTOCLAIM, at start and then every ``reclaim_seconds`` for entries idle that
+long) and finds their ids stored: acknowledged, not doubled. Redis restarted from its AOF: the
+group and its pending list come back with the stream; an acknowledgement lost with the last
+second is redelivered and skipped the same way. A record that cannot be parsed (never written by
+this code) is logged, counted and acknowledged, so it cannot block the stream.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+import redis
+from prometheus_client import Counter
+
+from app.audit import log as audit
+from app.audit.scans import where
+from app.db import Database
+from app.records.complete import Completions
+from app.records.stream import DEFAULT_STREAM, GROUP, ScanRecord
+
+log = logging.getLogger("citycode.records")
+
+WRITTEN = Counter("citycode_records_written_total", "Scan records appended to the audit log")
+DUPLICATES = Counter("citycode_records_duplicate_total", "Scan records drained again, already stored")
+UNREADABLE = Counter("citycode_records_unreadable_total", "Stream entries that were not scan records")
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+def audit_entry(record: ScanRecord, completions: Completions) -> dict[str, Any]:
+    """The ``scan`` audit entry of a record: one per scan, accepts and denies."""
+    rec = record.rec
+    details: dict[str, Any] = {"decision": "accept" if record.accepted else "deny",
+                               **completions.data(record)}
+    if rec.get("d"):
+        details["direction"] = rec["d"]
+    if rec.get("jti") is not None:
+        details["jti"] = rec["jti"]  # ties the entry to tap records; an id, not personal
+    return {"record_id": record.record_id, "at": datetime.fromtimestamp(float(rec["at"]), timezone.utc),
+            "actor_kind": "terminal", "actor_id": str(rec["t"]), "action": "scan",
+            "subject": rec.get("sub"), "site": where(str(rec["k"]), rec.get("s") or {}),
+            "reason": record.reason, "details": details}
+
+
+class RecordWriter:
+    """Drains one stream. ``consumer`` names this writer in the group (stable across restarts)."""
+
+    def __init__(self, client: "redis.Redis[bytes]", db: Database, *, stream: str = DEFAULT_STREAM,
+                 batch: int = 1000, block_ms: int = 100, consumer: str | None = None,
+                 reclaim_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 completions: Completions | None = None) -> None:
+        self.client = client
+        self.db = db
+        self.stream = stream
+        self.batch = batch
+        self.block_ms = block_ms
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}"
+        self.reclaim_seconds = reclaim_seconds
+        self.clock = clock
+        self.completions = completions or Completions()
+        self._next_reclaim = 0.0
+        self._reclaim_idle_ms = 0  # at start: whatever is pending was left by a writer that died
+
+    def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) unless they exist; reading from the start,
+        so records appended before the first writer ran are drained too."""
+        try:
+            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def step(self, block: bool = True) -> int:
+        """Write one batch (reclaimed pending entries first, when due); the number of entries
+        taken off the stream (0 when it was empty)."""
+        entries = self._reclaim()
+        if not entries:
+            entries = self._read(block)
+        if entries:
+            self.write(entries)
+        return len(entries)
+
+    def write(self, entries: list[Entry]) -> None:
+        """Append ``entries`` in one transaction, then acknowledge and delete them."""
+        records, ids = [], []
+        for entry_id, fields in entries:
+            ids.append(entry_id)
+            try:
+                records.append(ScanRecord.parse(entry_id, fields))
+            except ValueError:
+                UNREADABLE.inc()
+                log.error("unreadable stream entry acknowledged", extra={"entry": str(entry_id)})
+        rows = [audit_entry(record, self.completions) for record in records]
+        if rows:
+            with self.db.session() as session:
+                span = audit.append_batch(session, rows)
+            stored = 0 if span is None else span[1] - span[0] + 1
+            WRITTEN.inc(stored)
+            if stored < len(rows):
+                DUPLICATES.inc(len(rows) - stored)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xack(self.stream, GROUP, *ids)
+        pipe.xdel(self.stream, *ids)
+        pipe.execute()
+
+    def drain(self, max_steps: int = 10_000) -> int:
+        """Write until the stream has nothing pending or new (a test and shutdown hook)."""
+        self.ensure_group()
+        self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
+        total = 0
+        for _ in range(max_steps):
+            taken = self.step(block=False)
+            if not taken:
+                return total
+            total += taken
+        return total
+
+    def run(self, stopping: Callable[[], bool]) -> None:
+        """Write batches until ``stopping()``; Redis or database trouble is logged and retried."""
+        delay = 0.1
+        while not stopping():
+            try:
+                self.ensure_group()
+                while not stopping():
+                    self.step()
+                    delay = 0.1
+            except (redis.RedisError, OSError) as exc:
+                log.warning("record writer: redis unavailable", extra={"error": type(exc).__name__})
+            except Exception:  # the database, most likely; the records wait in the stream
+                log.exception("record writer: batch not written; retrying")
+            # What this writer had read stays pending (perhaps committed, not acknowledged): take
+            # it back at once. Safe even if another writer held it: record ids are stored once.
+            self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
+            if stopping():
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # -- reading --------------------------------------------------------------------------------
+    def _read(self, block: bool) -> list[Entry]:
+        try:
+            reply = self.client.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch,
+                                           block=self.block_ms if block else None)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()  # Redis lost the group (restarted without its data): start over
+            return []
+        return _entries(reply)
+
+    def _reclaim(self) -> list[Entry]:
+        """Pending entries another (dead) consumer left: all of them at start (no other writer
+        runs, the master supervises one), then those idle for ``reclaim_seconds``."""
+        now = self.clock()
+        if now < self._next_reclaim:
+            return []
+        try:
+            reply = self.client.xautoclaim(self.stream, GROUP, self.consumer, self._reclaim_idle_ms,
+                                           start_id="0-0", count=self.batch)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()
+            return []
+        claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields is not None]
+        gone = [entry_id for entry_id, fields in reply[1] if fields is None]
+        if gone:  # deleted but still pending (Redis 6.2 reports them): nothing left to write
+            self.client.xack(self.stream, GROUP, *gone)
+        if claimed or gone:
+            log.warning("record writer reclaimed pending records", extra={"count": len(claimed)})
+            return claimed  # keep reclaiming (same idle bound) before reading new records
+        self._next_reclaim = now + self.reclaim_seconds
+        self._reclaim_idle_ms = int(self.reclaim_seconds * 1000)
+        return []
+
+
+def _entries(reply: Iterable[Any] | None) -> list[Entry]:
+    out: list[Entry] = []
+    for _stream, entries in reply or ():
+        out.extend((entry_id, fields) for entry_id, fields in entries if fields is not None)
+    return out
