@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from app.registry.terminals import TerminalDirectory
     from app.scenes.service import ScanService
     from app.taps import TapDesk
+    from app.verification.issuing import MintingFacts
     from app.verification.online import OnlineVerifier
 
 
@@ -74,6 +75,13 @@ class Runtime:
     def principals(self) -> PrincipalCache:
         """Recently authenticated bearer tokens (10 s), so a scan costs no token query."""
         return PrincipalCache()
+
+    @cached_property
+    def minting(self) -> "MintingFacts":
+        """What minting needs per citizen, cached within ``settings.mint_cache_seconds``."""
+        from app.verification.issuing import MintingFacts
+
+        return MintingFacts(self)
 
     @cached_property
     def terminals(self) -> "TerminalDirectory":

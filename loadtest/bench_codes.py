@@ -82,13 +82,22 @@ def _qr_seconds(codes: list[str], render: Callable[[str], object]) -> float:
     return (time.perf_counter() - start) / len(codes)
 
 
-def _pin_to_one_core() -> str:
+def _pin_to_one_core(redis_pid: int | None) -> str:
+    """Pin this process to its first CPU and move redis-server to the others, so the replay
+    store's server never takes cycles from the core being measured."""
     try:
-        cpu = sorted(os.sched_getaffinity(0))[0]
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[0]})
     except (AttributeError, OSError):
         return "not pinned"
+    where = f"pinned to CPU {cpus[0]}"
+    if redis_pid is None or len(cpus) < 2:
+        return where + "; redis-server shares it (one CPU only)"
+    try:
+        os.sched_setaffinity(redis_pid, set(cpus[1:]))
+    except OSError:
+        return where + "; redis-server could not be moved off it"
+    return where + f"; redis-server on CPU {','.join(map(str, cpus[1:]))}"
 
 
 def run(seconds: float, rounds: int, algorithm: str) -> None:
@@ -96,10 +105,10 @@ def run(seconds: float, rounds: int, algorithm: str) -> None:
         store = KeyStore(Path(folder) / "keys")
         store.generate(algorithm)
         ring = store.load()
-        # redis-server starts before pinning, so it runs on its own core, like a real deployment.
+        # redis-server runs on the other cores, like a real deployment's (own host or core).
         with EmbeddedRedis(Path(folder) / "redis") as server:
             client = redis.Redis.from_url(server.url or "")
-            pinning = _pin_to_one_core()
+            pinning = _pin_to_one_core(server.pid)
             _bench(ring, client, seconds, rounds, pinning)
             client.close()
 

@@ -55,12 +55,13 @@ def test_version_of_matches_the_png(code: str) -> None:
     assert qr.svg(code).version == rendered.version
 
 
-def test_png_is_one_bit_with_8_pixel_modules_and_a_4_module_quiet_zone(code: str) -> None:
+def test_png_is_one_bit_with_4_pixel_modules_and_a_4_module_quiet_zone(code: str) -> None:
     rendered = qr.png(code)
     image = Image.open(io.BytesIO(rendered.content))
     modules = 17 + 4 * rendered.version
-    assert image.mode == "1" and image.size == ((modules + 8) * 8,) * 2
-    border = 4 * 8
+    assert qr.MODULE_PIXELS == 4
+    assert image.mode == "1" and image.size == ((modules + 8) * 4,) * 2
+    border = 4 * 4
     width = image.size[0]
     for box in ((0, 0, width, border), (0, width - border, width, width),
                 (0, 0, border, width), (width - border, 0, width, width)):
@@ -73,7 +74,7 @@ def test_svg_is_well_formed_with_an_svg_root(code: str) -> None:
     assert rendered.mimetype == "image/svg+xml"
     root = ET.fromstring(rendered.content)
     assert root.tag == SVG_ROOT
-    side = (17 + 4 * rendered.version + 8) * 8
+    side = (17 + 4 * rendered.version + 8) * qr.MODULE_PIXELS
     assert root.get("viewBox") == f"0 0 {side} {side}"  # scales without cropping
     assert root.findall("{http://www.w3.org/2000/svg}*")  # something is drawn
 
