@@ -10,7 +10,7 @@ import click
 
 from app.config import ConfigError, Settings
 from app.signing.keyfiles import KeyFileError
-from app.signing.keyring import KeyStore
+from app.signing.keyring import KeyRingCache, KeyStore
 
 
 def _settings() -> Settings:
@@ -130,29 +130,30 @@ def db_upgrade() -> None:
 
 @main.group()
 def audit() -> None:
-    """The hash-chained audit log."""
+    """The audit log: a hash chain of entries, sealed into a Merkle tree with signed heads."""
 
 
 @audit.command("verify")
 def audit_verify() -> None:
-    """Recompute the whole chain; exit 1 at the first entry that was edited, removed or reordered."""
-    from sqlalchemy import func, select
-
-    from app.audit.log import verify_chain
-    from app.audit.models import AuditEntry
+    """Recompute the hash chain, every leaf from its rows, the tree from the leaves, and check
+    every signed head (signature under the archived head keys, root, consistency with the head
+    before it); exit 1 naming each entry, leaf, node or head that is wrong."""
+    from app.audit.auditor import audit as check
     from app.db import Database
 
     database = Database(_settings().resolved_database_url)
     try:
         with database.session() as session:
-            intact, broken_at = verify_chain(session)
-            entries = session.scalar(select(func.count()).select_from(AuditEntry))
+            report = check(session)
     finally:
         database.dispose()
-    if not intact:
-        click.echo(f"audit log broken at seq {broken_at}")
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(problem)
+        click.echo(f"audit log broken ({len(report.problems)} problems)")
         sys.exit(1)
-    click.echo(f"audit log ok ({entries} entries)")
+    click.echo(f"audit log ok ({report.entries} entries, {report.leaves} leaves, {report.heads} signed heads, "
+               f"{report.unsealed} not yet in a leaf; root {report.root.hex()})")
 
 
 @main.group()
@@ -194,7 +195,7 @@ def records_drain() -> None:
     database = Database(settings.resolved_database_url)
     try:
         written = RecordWriter(client, database, stream=settings.records_stream,
-                               batch=settings.records_batch).drain()
+                               batch=settings.records_batch, keys=KeyRingCache(_keystore(settings))).drain()
     finally:
         database.dispose()
         client.close()

@@ -62,6 +62,7 @@ class Settings:
     records_block_ms: int = 100  # how long the writer waits for records when the stream is empty
     records_max_lag_seconds: int = 60  # readiness fails when the oldest undrained record is older
     mint_cache_seconds: int = 60  # how long minting may use a citizen's cached entitlements (0: never)
+    audit_head_seconds: int = 1  # the writer signs an audit tree head at most this often (0: every leaf)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -98,6 +99,7 @@ class Settings:
             records_block_ms=_int(env, "CITYCODE_RECORDS_BLOCK_MS", 100, 1, 5000),
             records_max_lag_seconds=_int(env, "CITYCODE_RECORDS_MAX_LAG_SECONDS", 60, 1, 86400),
             mint_cache_seconds=_int(env, "CITYCODE_MINT_CACHE_SECONDS", 60, 0, 3600),
+            audit_head_seconds=_int(env, "CITYCODE_AUDIT_HEAD_SECONDS", 1, 0, 3600),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

@@ -82,16 +82,18 @@ def _qr_seconds(codes: list[str], render: Callable[[str], object]) -> float:
     return (time.perf_counter() - start) / len(codes)
 
 
-def _pin_to_one_core(redis_pid: int | None) -> str:
-    """Pin this process to its first CPU and move redis-server to the others, so the replay
-    store's server never takes cycles from the core being measured."""
+def _pin_to_one_core(redis_pid: int | None = None) -> str:
+    """Pin this process to its first CPU and move redis-server (``redis_pid``, if given) to the
+    others, so the replay store's server never takes cycles from the core being measured."""
     try:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[0]})
     except (AttributeError, OSError):
         return "not pinned"
     where = f"pinned to CPU {cpus[0]}"
-    if redis_pid is None or len(cpus) < 2:
+    if redis_pid is None:
+        return where
+    if len(cpus) < 2:
         return where + "; redis-server shares it (one CPU only)"
     try:
         os.sched_setaffinity(redis_pid, set(cpus[1:]))

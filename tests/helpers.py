@@ -76,7 +76,8 @@ def drain(app: Any) -> int:
     from app.records.writer import RecordWriter
 
     rt = app.extensions["citycode"] if isinstance(app, Flask) else app
-    return RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer="tests").drain()
+    return RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer="tests",
+                        keys=rt.keys).drain()
 
 
 def dead_redis() -> "redis.Redis[bytes]":

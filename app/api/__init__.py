@@ -65,9 +65,10 @@ def init_app(app: Flask) -> None:
     from app.api import (admin_citizens, admin_keys, admin_registry, disclosures, halls, history,
                          issuer, me, network, platform, scenic, terminals_self, trust, verify)
     from app.api import anomalies, taps
+    from app.api import audit
 
     for module in (platform, admin_keys, admin_registry, admin_citizens, issuer, me, trust, verify,
                    scenic, network, halls, disclosures, history, terminals_self, taps,
-                   anomalies):
+                   anomalies, audit):
         api.register_blueprint(module.blp)
     app.extensions["citycode.api"] = api

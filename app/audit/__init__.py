@@ -1,1 +1,1 @@
-"""The audit log: append-only, hash-chained, in the database; who scanned or read what, where, when, why."""
+"""The audit log: append-only, hash-chained, in the database, sealed into an RFC 9162 Merkle tree with signed heads; who scanned or read what, where, when, why."""

@@ -3,22 +3,16 @@
 Hashes: a leaf is ``SHA-256(0x00 || leaf)``, an inner node ``SHA-256(0x01 || left || right)``, the
 empty tree ``SHA-256("")``. The same bytes as RFC 6962, so any CT tool can check our proofs.
 
-What a leaf is. Once the batch writer exists, one leaf is one batch of scan records drained from
-Redis and committed in one SQL transaction: the leaf's bytes are the batch's canonical encoding
-(the writer owns it; recommended: a versioned header — batch number, first record id, record
-count — plus the RFC 9162 root of the batch's own records, each record being its canonical JSON,
-so a record is proven in two steps without revealing its neighbours). Appends cost O(log n)
-hashes per *batch*, never a row lock per scan.
-
-A citizen's ``/v1/me/history`` entry can then carry: the record, its inclusion proof in its batch,
-the batch's leaf index, ``inclusion_proof(leaf_index, head.tree_size)`` and the signed tree head
-(``app.audit.tree_head``). The citizen — or anyone they show it to — recomputes the root and
-checks the head's signature against the published JWKS; no database access is needed.
-
-``citycode audit verify`` will keep the last signed head it accepted (outside the database) and
-ask for ``consistency_proof(old.tree_size, new.tree_size)``: a proof that verifies shows the log
-only grew; two heads of one size with different roots, or a proof that fails, is a fork
-(``app.audit.tree_head.check_consistency``).
+What a leaf is: one contiguous range of audit rows, closed by the record writer in the same SQL
+transaction as the batch it writes (``app.audit.leaves`` owns the bytes: a versioned header and the
+RFC 9162 root over the rows' entry hashes), so appends cost O(log n) hashes per *batch*, never a
+row lock per scan. A citizen's ``GET /v1/me/history/{seq}/proof`` carries the row's entry hash,
+its proof inside its leaf, the leaf's inclusion proof and the signed tree head
+(``app.audit.tree_head``, ``app.audit.proofs``); anyone can recompute the root and check the
+head's signature against ``GET /v1/audit/keys`` without database access. ``citycode audit
+verify`` (``app.audit.auditor``) rebuilds the tree from the rows and checks every signed head and
+the consistency of consecutive heads: two heads of one size with different roots, or a proof that
+fails, is a fork (``app.audit.tree_head.check_consistency``).
 
 Storage. ``MerkleTree`` needs only two things from a ``NodeStore``: the hash of a complete subtree
 at ``(level, index)`` — ``2**level`` leaves starting at leaf ``index * 2**level``, which never

@@ -1,10 +1,10 @@
-"""Audit tables. The schema is created by migration 0004; these classes only map it."""
+"""Audit tables. The schema is created by migrations 0004, 0007 and 0008; these classes only map it."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, String
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.models import Base
@@ -45,3 +45,52 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditLeaf(Base):
+    """One leaf of the audit Merkle tree: the contiguous rows ``first_seq..last_seq`` (migration
+    0008; bytes and hash as ``app.audit.leaves`` defines them). ``hash`` = the RFC 9162 leaf hash."""
+
+    __tablename__ = "audit_leaves"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    first_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    rows_root: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuditNode(Base):
+    """A complete subtree's hash: ``2**level`` leaves from leaf ``idx * 2**level`` (level 0: the
+    leaf hashes). Written once, never changed (``app.audit.tree_store.SqlNodeStore``)."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditTreeHead(Base):
+    """A signed tree head (``app.audit.tree_head``); ``signature`` base64url, ``timestamp`` ms."""
+
+    __tablename__ = "audit_tree_heads"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    tree_size: Mapped[int] = mapped_column(BigInteger, index=True)
+    root_hash: Mapped[str] = mapped_column(String(64))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    kid: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+
+
+class AuditHeadKey(Base):
+    """The public JWK of a key that signed a tree head, kept forever (``GET /v1/audit/keys``)."""
+
+    __tablename__ = "audit_head_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    first_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -2,7 +2,8 @@
 
 A head is anchored outside the database: whoever keeps a copy (a citizen's app, an auditor,
 ``citycode audit verify``) can later prove that the log only grew — or catch it forking — with
-nothing but the JWKS and a consistency proof (``app.audit.merkle``).
+nothing but the head keys (``GET /v1/audit/keys``: every key that ever signed a head, kept
+after rotation) and a consistency proof (``app.audit.merkle``).
 
 The signed bytes (``signed_bytes``) are five lines of ASCII, each ending in one ``\\n`` (0x0A):
 

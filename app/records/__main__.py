@@ -13,6 +13,7 @@ from app.config import ConfigError, Settings
 from app.db import Database
 from app.ops import logs
 from app.records.writer import RecordWriter
+from app.signing.keyring import KeyRingCache, KeyStore
 
 log = logging.getLogger("citycode.records")
 
@@ -34,8 +35,12 @@ def main() -> int:
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.records_block_ms / 1000 + 5,
                                   socket_connect_timeout=1)
     database = Database(settings.resolved_database_url)
+    # The key ring signs audit tree heads (the current key, as for codes; app.audit.tree_store).
+    keys = KeyRingCache(KeyStore(settings.resolved_keys_dir,
+                                 retire_after_seconds=settings.code_ttl_seconds + settings.clock_leeway_seconds))
     writer = RecordWriter(client, database, stream=settings.records_stream, batch=settings.records_batch,
-                          block_ms=settings.records_block_ms)
+                          block_ms=settings.records_block_ms, keys=keys,
+                          head_seconds=settings.audit_head_seconds)
     log.info("record writer started", extra={"stream": settings.records_stream})
     try:
         writer.run(stopping.is_set)

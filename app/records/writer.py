@@ -10,6 +10,14 @@ One step (``step``):
 3. only after the commit: XACK and XDEL them (one MULTI), so the stream holds exactly the records
    not yet known to be in SQL.
 
+In the batch's transaction the writer also closes one leaf of the audit Merkle tree over every
+row not yet in a leaf (the batch, plus admin/issuer/disclosure entries appended one by one since
+the last leaf: ``app.audit.leaves``), and, at most every ``head_seconds`` (0: with every leaf),
+signs a tree head with the key ring's current key (``app.audit.tree_store``). When idle it seals
+every ``head_seconds``: a leaf for entries appended outside batches, and a head over new leaves.
+``drain`` seals at the end, so the newest head covers every row. A writer without a key ring
+(``keys=None``) appends leaves only; the next writer with keys signs a head over all of them.
+
 Crash cases. Killed between commit and XACK: the records stay pending in the group; the next
 writer reclaims them (XAUTOCLAIM, at start and then every ``reclaim_seconds`` for entries idle that
 long) and finds their ids stored: acknowledged, not doubled. Redis restarted from its AOF: the
@@ -30,16 +38,21 @@ import redis
 from prometheus_client import Counter
 
 from app.audit import log as audit
+from app.audit import tree_store
 from app.audit.scans import where
 from app.db import Database
 from app.records.complete import Completions
 from app.records.stream import DEFAULT_STREAM, GROUP, ScanRecord
+from app.signing.keyfiles import KeyFileError
+from app.signing.keyring import KeyRingCache
 
 log = logging.getLogger("citycode.records")
 
 WRITTEN = Counter("citycode_records_written_total", "Scan records appended to the audit log")
 DUPLICATES = Counter("citycode_records_duplicate_total", "Scan records drained again, already stored")
 UNREADABLE = Counter("citycode_records_unreadable_total", "Stream entries that were not scan records")
+LEAVES = Counter("citycode_audit_leaves_total", "Leaves appended to the audit Merkle tree")
+HEADS = Counter("citycode_audit_heads_signed_total", "Audit tree heads signed")
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 
@@ -65,7 +78,8 @@ class RecordWriter:
     def __init__(self, client: "redis.Redis[bytes]", db: Database, *, stream: str = DEFAULT_STREAM,
                  batch: int = 1000, block_ms: int = 100, consumer: str | None = None,
                  reclaim_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic,
-                 completions: Completions | None = None) -> None:
+                 completions: Completions | None = None, keys: KeyRingCache | None = None,
+                 head_seconds: float = 1.0, wall: Callable[[], float] = time.time) -> None:
         self.client = client
         self.db = db
         self.stream = stream
@@ -75,8 +89,13 @@ class RecordWriter:
         self.reclaim_seconds = reclaim_seconds
         self.clock = clock
         self.completions = completions or Completions()
+        self.keys = keys
+        self.head_seconds = head_seconds
+        self.wall = wall
         self._next_reclaim = 0.0
         self._reclaim_idle_ms = 0  # at start: whatever is pending was left by a writer that died
+        self._next_head = 0.0  # wall clock: the next batch may sign a head from then on
+        self._next_seal = 0.0  # self.clock: when an idle writer next looks for unsealed entries
 
     def ensure_group(self) -> None:
         """Create the consumer group (and the stream) unless they exist; reading from the start,
@@ -111,6 +130,7 @@ class RecordWriter:
         if rows:
             with self.db.session() as session:
                 span = audit.append_batch(session, rows)
+                self._close(session, span[1] if span is not None else tree_store.lock(session))
             stored = 0 if span is None else span[1] - span[0] + 1
             WRITTEN.inc(stored)
             if stored < len(rows):
@@ -120,16 +140,44 @@ class RecordWriter:
         pipe.xdel(self.stream, *ids)
         pipe.execute()
 
+    def _close(self, session: Any, last_seq: int, *, force: bool = False) -> None:
+        """In the caller's transaction (audit head locked): a leaf up to ``last_seq``, and a
+        signed head when one is due (or ``force``) and there are keys."""
+        if tree_store.close_leaf(session, last_seq) is not None:
+            LEAVES.inc()
+        now = self.wall()
+        if self.keys is not None and (force or now >= self._next_head):
+            try:
+                ring = self.keys.get()
+            except KeyFileError as exc:  # no usable key yet: leaves still grow, a later head covers them
+                log.warning("record writer: no key to sign a tree head", extra={"error": str(exc)})
+                return
+            if tree_store.sign_head(session, ring, now=now) is not None:
+                HEADS.inc()
+                self._next_head = now + self.head_seconds
+
+    def seal(self, *, force: bool = False) -> None:
+        """Close a leaf over entries appended outside batches and sign a head over new leaves
+        (``force``: whether or not one is due). Takes the audit head's lock only when there is
+        something to seal."""
+        self._next_seal = self.clock() + max(self.head_seconds, 0.1)
+        with self.db.session() as session:
+            if not tree_store.unsealed(session, signing=self.keys is not None):
+                return
+            self._close(session, tree_store.lock(session), force=force)
+
     def drain(self, max_steps: int = 10_000) -> int:
-        """Write until the stream has nothing pending or new (a test and shutdown hook)."""
+        """Write until the stream has nothing pending or new, then seal (a test and shutdown
+        hook): the newest head then covers every entry."""
         self.ensure_group()
         self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
         total = 0
         for _ in range(max_steps):
             taken = self.step(block=False)
             if not taken:
-                return total
+                break
             total += taken
+        self.seal(force=True)
         return total
 
     def run(self, stopping: Callable[[], bool]) -> None:
@@ -140,6 +188,8 @@ class RecordWriter:
                 self.ensure_group()
                 while not stopping():
                     self.step()
+                    if self.clock() >= self._next_seal:
+                        self.seal()
                     delay = 0.1
             except (redis.RedisError, OSError) as exc:
                 log.warning("record writer: redis unavailable", extra={"error": type(exc).__name__})
