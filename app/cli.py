@@ -230,10 +230,14 @@ def settle(due_only: bool) -> None:
     from app.taps import settle_pending
     from app.taps.settlement import Settlement, Tariff
 
-    database = Database(_settings().resolved_database_url)
+    from datetime import timedelta
+
+    settings = _settings()
+    database = Database(settings.resolved_database_url)
     try:
         report = settle_pending(database, Settlement(Tariff.from_city()), time.time(),
-                                due_only=due_only)
+                                due_only=due_only,
+                                window=timedelta(seconds=settings.online_use_window_seconds))
     finally:
         database.dispose()
     click.echo(json.dumps(report.to_dict()))

@@ -67,6 +67,9 @@ class TapOut(ma.Schema):
     fare = ma.fields.Dict()
     trip = ma.fields.Dict()
     admission = ma.fields.Dict()
+    superseded = ma.fields.Boolean(metadata={
+        "description": "true: an offline accept of a scan this terminal had decided online (the "
+                       "reply was lost); the online decision is the ride, this one is not billed"})
 
 
 class TripEndOut(ma.Schema):

@@ -146,6 +146,10 @@ class TapsOut(ma.Schema):
     duplicates = ma.fields.Integer(required=True)
     anomalies = ma.fields.List(ma.fields.Nested(AnomalyOut), required=True,
                                metadata={"description": "anomalies this upload revealed"})
+    superseded = ma.fields.Integer(required=True, metadata={
+        "description": "of the stored records, offline accepts this terminal had already decided "
+                       "online (same code, the record's request_id): kept, shown as superseded, "
+                       "never settled or billed"})
 
 
 @blp.route("/taps", methods=["POST"])

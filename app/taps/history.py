@@ -23,6 +23,8 @@ def _tap(row: Tap) -> dict[str, Any]:
         "at": utc(row.server_at), "terminal_id": row.terminal_id, "seq": row.seq,
         "where": {**row.site, "kind": row.kind}, "decision": row.decision, "reason": row.reason,
         "direction": row.direction, "mode": row.mode}
+    if row.superseded:
+        out["superseded"] = True  # the same scan as its terminal's online decision: not billed
     for name in ("fare", "trip", "admission"):
         if isinstance(result.get(name), dict):
             out[name] = result[name]

@@ -9,13 +9,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String,
-                        UniqueConstraint)
+                        UniqueConstraint, false, text)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.models import Base
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+# The rows of ix_taps_fallback_received: offline accepts that tried online first, not superseded.
+FALLBACK = ("request_id IS NOT NULL AND mode = 'offline' AND decision = 'accept' "
+            "AND superseded = false")
 
 
 class Tap(Base):
@@ -24,6 +27,8 @@ class Tap(Base):
     ``scanned_at`` is the reader's clock as reported; ``server_at`` is the same moment on the
     server's clock (``scanned_at - clock_offset_s``), the time every rule compares.
     ``pending_since`` is set while an offline metro accept waits to be part of a settled trip.
+    ``superseded`` (migration 0009) flags an offline accept its own terminal had decided online
+    (``app.taps.supersede``): kept, shown, never settled or billed.
     """
 
     __tablename__ = "taps"
@@ -32,6 +37,8 @@ class Tap(Base):
         Index("ix_taps_jti", "jti"),
         Index("ix_taps_sub_server_at", "sub", "server_at"),
         Index("ix_taps_pending_since", "pending_since"),
+        Index("ix_taps_fallback_received", "received_at", sqlite_where=text(FALLBACK),
+              postgresql_where=text(FALLBACK)),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -60,6 +67,7 @@ class Tap(Base):
     digest: Mapped[str] = mapped_column(String(64))
     pending_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    superseded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Anomaly(Base):

@@ -2,7 +2,8 @@
 
 Events are the accepted metro decisions of one pseudonym: offline taps (``mode: offline``) from
 the ``taps`` table and online gate decisions from the audit log's ``scan`` entries. Tap records
-with ``mode: online`` are left out: the server decided those, and the audit log already has them.
+with ``mode: online`` are left out: the server decided those, and the audit log already has them;
+so are superseded offline taps (``app.taps.supersede``): the audit log has their online decision.
 
 Pairing walks the events in time order (server time; an entry sorts before an exit at the same
 instant): an exit closes the entry right before it if that entry is less than the trip limit
@@ -113,7 +114,8 @@ def events(session: Session, subs: Sequence[str], lo: datetime, hi: datetime
             Tap.id, Tap.sub, Tap.direction, Tap.server_at, Tap.site, Tap.terminal_id, Tap.seq,
             Tap.jti, Tap.ent).where(
             Tap.sub.in_(chunk), Tap.server_at.between(lo, hi), Tap.kind == "metro",
-            Tap.mode == "offline", Tap.decision == "accept", Tap.direction.is_not(None)))
+            Tap.mode == "offline", Tap.decision == "accept", Tap.direction.is_not(None),
+            Tap.superseded.is_(False)))
         for tap_id, sub, direction, at, site, terminal_id, seq, jti, ent in taps:
             found[sub].append(Event(direction, utc(at), str(site.get("station")), terminal_id,
                                     tap_id=tap_id, seq=seq, jti=jti,

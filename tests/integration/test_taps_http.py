@@ -85,6 +85,6 @@ def test_acknowledged_uploads_survive_a_sigkill_and_concurrent_readers_meet_in_o
         response = again.request("POST", "/v1/taps", headers=bearer(token),
                                  json={"records": journals[name]})
         assert response.status_code == 200, response.text
-        assert response.json() == {"stored": 0, "duplicates": 500, "anomalies": []}
+        assert response.json() == {"stored": 0, "duplicates": 500, "anomalies": [], "superseded": 0}
     listed = again.request("GET", "/v1/admin/anomalies", headers=again.admin_headers()).json()
     assert [a["kind"] for a in listed["anomalies"]] == ["double_use"]

@@ -71,7 +71,7 @@ def test_a_resent_batch_changes_nothing(app: Flask, client: FlaskClient) -> None
     uploaded(client, station, journal)
     before = _state(app)
     again = uploaded(client, station, list(reversed(journal)))
-    assert again == {"stored": 0, "duplicates": 20, "anomalies": []}
+    assert again == {"stored": 0, "duplicates": 20, "anomalies": [], "superseded": 0}
     assert _state(app) == before
 
 
@@ -155,7 +155,8 @@ def test_rfc3339_and_epoch_seconds_are_the_same_instant(app: Flask, client: Flas
     as_text = record(1, someone.sub, "2026-12-01T08:30:00.250+08:00")
     uploaded(client, vehicle, [as_text])
     as_epoch = {**as_text, "scanned_at": 1796085000.25}
-    assert uploaded(client, vehicle, [as_epoch]) == {"stored": 0, "duplicates": 1, "anomalies": []}
+    assert uploaded(client, vehicle, [as_epoch]) == {"stored": 0, "duplicates": 1, "anomalies": [],
+                                                      "superseded": 0}
     zulu = record(2, someone.sub, "2026-12-01T00:30:00Z")
     uploaded(client, vehicle, [zulu, record(3, someone.sub, 1796085000)])
     times = [row[4].timestamp() for row in taps(app)]
