@@ -40,7 +40,8 @@ def main() -> int:
                                  retire_after_seconds=settings.code_ttl_seconds + settings.clock_leeway_seconds))
     writer = RecordWriter(client, database, stream=settings.records_stream, batch=settings.records_batch,
                           block_ms=settings.records_block_ms, keys=keys,
-                          head_seconds=settings.audit_head_seconds)
+                          head_seconds=settings.audit_head_seconds,
+                          leaf_seconds=settings.audit_head_seconds)  # a leaf per head, not per batch
     log.info("record writer started", extra={"stream": settings.records_stream})
     try:
         writer.run(stopping.is_set)

@@ -121,6 +121,28 @@ def test_a_head_is_signed_at_most_every_head_seconds_and_drain_seals_the_rest(
         assert sizes == [1, 3] and check(session).ok
 
 
+def test_with_leaf_seconds_batches_share_a_leaf_until_a_head_is_due_and_every_row_is_sealed(
+        app: Flask, client: FlaskClient) -> None:
+    rt = _rt(app)
+    now = [1_767_225_600.0]
+    writer = RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer="tree", batch=2,
+                          keys=rt.keys, head_seconds=10, leaf_seconds=10, wall=lambda: now[0])
+    writer.ensure_group()
+    _scan_some(app, client, 8)
+    for _ in range(3):  # the first batch closes a leaf and signs a head; the next two wait
+        assert writer.step(block=False) == 2
+    first_leaf = _leaves(app)
+    assert len(first_leaf) == 1
+    now[0] += 10  # a head is due: the next batch closes one leaf over both waiting batches and itself
+    assert writer.step(block=False) == 2
+    leaves = _leaves(app)
+    assert len(leaves) == 2 and leaves[1][2] - leaves[1][1] + 1 == 6
+    with rt.db.session() as session:
+        sizes = list(session.scalars(select(AuditTreeHead.tree_size).order_by(AuditTreeHead.id)))
+        report = check(session)
+    assert sizes == [1, 2] and report.ok and report.unsealed == 0, report.problems
+
+
 def test_an_intact_tree_verifies(app: Flask, client: FlaskClient) -> None:
     _scan_some(app, client, 3)
     drain(app)
