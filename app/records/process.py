@@ -10,14 +10,11 @@ shutdown (SIGTERM: it finishes the batch in hand; anything unacknowledged stays 
 """
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
+from app.store import children
 
 
 class WriterProcess:
@@ -33,17 +30,8 @@ class WriterProcess:
 
     def start(self) -> str:
         """Start the writer (from the thread that will outlive it: see ``PR_SET_PDEATHSIG``)."""
-        libc = ctypes.CDLL(None, use_errno=True)
-        parent = os.getpid()
-
-        def _die_with_parent() -> None:
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-                os._exit(127)
-            if os.getppid() != parent:
-                os._exit(0)
-
         self._proc = subprocess.Popen([sys.executable, "-m", "app.records"], stdin=subprocess.DEVNULL,
-                                      preexec_fn=_die_with_parent)
+                                      preexec_fn=children.die_with_parent())
         return f"pid {self._proc.pid}"
 
     def wait_exit(self) -> int | None:
@@ -53,12 +41,5 @@ class WriterProcess:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait()
+        if proc is not None:
+            children.stop(proc, timeout)

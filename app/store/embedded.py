@@ -6,18 +6,17 @@ via ``PR_SET_PDEATHSIG`` so it never outlives the service, even after SIGKILL.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import pathlib
 import shutil
-import signal
 import socket
 import subprocess
 import time
 
 import redis
 
-_PR_SET_PDEATHSIG = 1
+from app.store import children
+
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin.
 
 
@@ -107,19 +106,8 @@ class EmbeddedRedis:
                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                 "--daemonize", "no", "--pidfile", f"{d}/redis.pid",
                 "--logfile", str(self.log_path), "--loglevel", "warning"]
-        # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not
-        # the whole process: call start() from the main thread or a long-lived one.
-        libc = ctypes.CDLL(None, use_errno=True)
-        parent = os.getpid()
-
-        def _die_with_parent() -> None:
-            if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-                os._exit(127)
-            if os.getppid() != parent:  # parent already died before prctl took effect
-                os._exit(0)
-
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                      stderr=subprocess.DEVNULL, preexec_fn=children.die_with_parent())
         deadline = time.monotonic() + timeout
         while not _ping(url):
             if (code := self._proc.poll()) is not None or time.monotonic() > deadline:
@@ -140,15 +128,8 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (graceful shutdown flushes the AOF), SIGKILL after timeout; idempotent."""
         proc, self._proc, self._url = self._proc, None, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait()
+        if proc is not None:
+            children.stop(proc, timeout)
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

@@ -11,29 +11,16 @@ import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 
 from app.audit import log as audit
 from app.audit.models import AuditEntry, AuditHead
-from app.db import Database, migrate
-from tests.pg_support import postgres_server, postgres_url  # noqa: F401  (fixtures)
+from app.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-        migrate(url)
-    else:
-        url = request.getfixturevalue("postgres_url")  # fresh and migrated
-    database = Database(url)
-    yield database
-    database.dispose()
 
 
 def _append(database: Database, n: int = 1, **overrides: Any) -> None:

@@ -19,25 +19,13 @@ from app.audit.tree_head import sign_tree_head
 from app.cli import main
 from app.codes.wire import b64url_encode
 from app.records.writer import RecordWriter
-from app.runtime import Runtime
 from app.signing.keyring import KeyStore
-from tests.helpers import ADMIN, bearer, drain, enrol, terminal
-from tests.scenes.metro_support import mint_code
-
-
-def _rt(app: Flask) -> Runtime:
-    return app.extensions["citycode"]  # type: ignore[no-any-return]
-
-
-def _scan_some(app: Flask, client: FlaskClient, n: int, prefix: str = "p_t") -> None:
-    token = terminal(client, "bus")
-    for i in range(n):
-        response = client.post("/v1/verify", headers=bearer(token), json={"code": mint_code(app, f"{prefix}{i}")})
-        assert response.get_json()["decision"] == "accept"
+from tests.helpers import drain
+from tests.records.support import runtime_of, scan_some
 
 
 def _writer(app: Flask, batch: int = 1000, head_seconds: float = 1.0) -> RecordWriter:
-    rt = _rt(app)
+    rt = runtime_of(app)
     writer = RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer="tree", batch=batch,
                           keys=rt.keys, head_seconds=head_seconds, wall=lambda: 1_767_225_600.0)
     writer.ensure_group()
@@ -45,25 +33,25 @@ def _writer(app: Flask, batch: int = 1000, head_seconds: float = 1.0) -> RecordW
 
 
 def _leaves(app: Flask) -> list[tuple[int, int, int]]:
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         return [(leaf.idx, leaf.first_seq, leaf.last_seq)
                 for leaf in session.scalars(select(AuditLeaf).order_by(AuditLeaf.idx))]
 
 
 def _admin_entry(app: Flask) -> None:
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         audit.append(session, actor_kind="admin", actor_id="adm", action="citizen_suspended", subject="pX")
 
 
 def _verify(app: Flask) -> Result:
-    settings = _rt(app).settings
+    settings = runtime_of(app).settings
     env = {"CITYCODE_DATA_DIR": str(settings.data_dir), "DATABASE_URL": None, "REDIS_URL": None}
     return CliRunner().invoke(main, ["audit", "verify"], env=env, catch_exceptions=False)
 
 
 def test_leaves_cover_every_row_exactly_once_including_admin_rows_between_batches(
         app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 7)  # registering the terminal appended an admin row first
+    scan_some(app, client, 7, "p_t")  # registering the terminal appended an admin row first
     writer = _writer(app, batch=4)
     assert writer.step(block=False) == 4
     _admin_entry(app)
@@ -72,21 +60,21 @@ def test_leaves_cover_every_row_exactly_once_including_admin_rows_between_batche
     _admin_entry(app)
     writer.seal(force=True)  # an idle writer closes a leaf for the admin row
     leaves = _leaves(app)
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         last = session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()).limit(1))
     assert [index for index, _, _ in leaves] == list(range(len(leaves))) and len(leaves) == 3
     covered = [seq for _, first, last_seq in leaves for seq in range(first, last_seq + 1)]
     assert covered == list(range(1, last + 1))  # every row once, in order, no gap
     assert leaves[1][2] - leaves[1][1] + 1 == 5  # the second batch took the two admin rows before it
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         report = check(session)
         assert report.ok, report.problems
         assert (report.leaves, report.heads, report.unsealed) == (3, 2, 0)  # a head with leaf 0, one sealing all
 
 
 def test_draining_the_same_records_again_adds_no_leaf_and_no_head(app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 5)
-    rt = _rt(app)
+    scan_some(app, client, 5, "p_t")
+    rt = runtime_of(app)
     entries = list(rt.redis.xrange(rt.settings.records_stream))
     writer = _writer(app)
     writer.write(entries)
@@ -103,12 +91,12 @@ def test_draining_the_same_records_again_adds_no_leaf_and_no_head(app: Flask, cl
 
 def test_a_head_is_signed_at_most_every_head_seconds_and_drain_seals_the_rest(
         app: Flask, client: FlaskClient) -> None:
-    rt = _rt(app)
+    rt = runtime_of(app)
     now = [1_767_225_600.0]
     writer = RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer="tree", batch=2,
                           keys=rt.keys, head_seconds=10, wall=lambda: now[0])
     writer.ensure_group()
-    _scan_some(app, client, 6)
+    scan_some(app, client, 6, "p_t")
     for _ in range(3):  # three batches, three leaves, within one interval: one head
         assert writer.step(block=False) == 2
     with rt.db.session() as session:
@@ -123,12 +111,12 @@ def test_a_head_is_signed_at_most_every_head_seconds_and_drain_seals_the_rest(
 
 def test_with_leaf_seconds_batches_share_a_leaf_until_a_head_is_due_and_every_row_is_sealed(
         app: Flask, client: FlaskClient) -> None:
-    rt = _rt(app)
+    rt = runtime_of(app)
     now = [1_767_225_600.0]
     writer = RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer="tree", batch=2,
                           keys=rt.keys, head_seconds=10, leaf_seconds=10, wall=lambda: now[0])
     writer.ensure_group()
-    _scan_some(app, client, 8)
+    scan_some(app, client, 8, "p_t")
     for _ in range(3):  # the first batch closes a leaf and signs a head; the next two wait
         assert writer.step(block=False) == 2
     first_leaf = _leaves(app)
@@ -144,7 +132,7 @@ def test_with_leaf_seconds_batches_share_a_leaf_until_a_head_is_due_and_every_ro
 
 
 def test_an_intact_tree_verifies(app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 3)
+    scan_some(app, client, 3, "p_t")
     drain(app)
     result = _verify(app)
     assert result.exit_code == 0, result.output
@@ -152,10 +140,10 @@ def test_an_intact_tree_verifies(app: Flask, client: FlaskClient) -> None:
 
 
 def test_a_tampered_row_fails_naming_its_seq_and_leaf(app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 4)
+    scan_some(app, client, 4, "p_t")
     drain(app)
     (index, first, last), = _leaves(app)
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         session.execute(update(AuditEntry).where(AuditEntry.seq == last - 1).values(actor_id="trm_forged"))
     result = _verify(app)
     assert result.exit_code == 1
@@ -167,10 +155,10 @@ def test_a_tampered_row_fails_naming_its_seq_and_leaf(app: Flask, client: FlaskC
 
 def test_a_row_rewritten_with_its_whole_hash_chain_recomputed_is_caught_by_its_leaf(
         app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 4)
+    scan_some(app, client, 4, "p_t")
     drain(app)
     (index, first, last), = _leaves(app)
-    with _rt(app).db.session() as session:  # an insider edits a row and re-chains everything after it
+    with runtime_of(app).db.session() as session:  # an insider edits a row and re-chains everything after it
         rows = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
         prev = audit.GENESIS_HASH
         for row in rows:
@@ -189,9 +177,9 @@ def test_a_row_rewritten_with_its_whole_hash_chain_recomputed_is_caught_by_its_l
 
 def test_an_altered_node_store_fails(app: Flask, client: FlaskClient) -> None:
     writer = _writer(app, batch=2)
-    _scan_some(app, client, 4)
+    scan_some(app, client, 4, "p_t")
     writer.drain()  # leaves 0 and 1: the level-1 node (1, 0) completes
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         session.execute(text("UPDATE audit_nodes SET hash = :h WHERE level = 1 AND idx = 0"), {"h": "ab" * 32})
     result = _verify(app)
     assert result.exit_code == 1
@@ -199,9 +187,9 @@ def test_an_altered_node_store_fails(app: Flask, client: FlaskClient) -> None:
 
 
 def test_a_second_head_of_the_same_size_with_another_root_is_a_fork(app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 2)
+    scan_some(app, client, 2, "p_t")
     drain(app)
-    rt = _rt(app)
+    rt = runtime_of(app)
     with rt.db.session() as session:
         honest = tree_store.latest_head(session)
         assert honest is not None
@@ -219,17 +207,17 @@ def test_a_second_head_of_the_same_size_with_another_root_is_a_fork(app: Flask, 
 
 
 def test_a_head_with_a_bad_signature_fails(app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 1)
+    scan_some(app, client, 1, "p_t")
     drain(app)
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         session.execute(update(AuditTreeHead).values(timestamp=AuditTreeHead.timestamp + 1))
     result = _verify(app)
     assert result.exit_code == 1 and "tree head signature does not verify" in result.output
 
 
 def test_old_heads_still_verify_after_their_key_left_the_jwks(app: Flask, client: FlaskClient) -> None:
-    rt = _rt(app)
-    _scan_some(app, client, 2, prefix="p_old")
+    rt = runtime_of(app)
+    scan_some(app, client, 2, prefix="p_old")
     drain(app)
     old_kid = rt.keys.get().current_kid
     store = KeyStore(rt.settings.resolved_keys_dir, retire_after_seconds=0)
@@ -237,7 +225,7 @@ def test_old_heads_still_verify_after_their_key_left_the_jwks(app: Flask, client
     store.rotate()  # the first key's publication window (0 s) is over: pruned from the ring
     rt.keys.invalidate()
     assert old_kid not in [k["kid"] for k in client.get("/.well-known/jwks.json").get_json()["keys"]]
-    _scan_some(app, client, 2, prefix="p_new")
+    scan_some(app, client, 2, prefix="p_new")
     drain(app)
     archived = [k["kid"] for k in client.get("/v1/audit/keys").get_json()["keys"]]
     assert archived == [old_kid, rt.keys.get().current_kid]

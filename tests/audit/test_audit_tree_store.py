@@ -10,7 +10,6 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -19,25 +18,12 @@ from sqlalchemy import select, text
 from app.audit import log as audit
 from app.audit.auditor import audit as check
 from app.audit.models import AuditEntry, AuditLeaf
-from app.db import Database, migrate
+from app.db import Database
 from app.records.stream import RECORD_VERSION
 from app.records.writer import RecordWriter
 from app.signing.keyring import KeyRingCache, KeyStore
-from tests.pg_support import postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 STREAM = "cc:scans:tree-test"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-        migrate(url)
-    else:
-        url = request.getfixturevalue("postgres_url")  # fresh and migrated
-    database = Database(url)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

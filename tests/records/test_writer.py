@@ -12,38 +12,26 @@ from app.audit import log as audit
 from app.audit.models import AuditEntry
 from app.records.stream import GROUP, ScanRecord
 from app.records.writer import RecordWriter, audit_entry
-from app.runtime import Runtime
-from tests.helpers import bearer, drain, terminal
-from tests.scenes.metro_support import mint_code
-
-
-def _rt(app: Flask) -> Runtime:
-    return app.extensions["citycode"]  # type: ignore[no-any-return]
-
-
-def _scan_some(app: Flask, client: FlaskClient, n: int, prefix: str = "p_w") -> None:
-    token = terminal(client, "bus")
-    for i in range(n):
-        response = client.post("/v1/verify", headers=bearer(token), json={"code": mint_code(app, f"{prefix}{i}")})
-        assert response.get_json()["decision"] == "accept"
+from tests.helpers import drain
+from tests.records.support import runtime_of, scan_some
 
 
 def _writer(app: Flask, consumer: str = "w1", batch: int = 1000) -> RecordWriter:
-    rt = _rt(app)
+    rt = runtime_of(app)
     writer = RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, consumer=consumer, batch=batch)
     writer.ensure_group()
     return writer
 
 
 def _rows(app: Flask) -> list[tuple[int, str | None]]:
-    with _rt(app).db.session() as session:
+    with runtime_of(app).db.session() as session:
         return [(e.seq, e.record_id) for e in session.scalars(
             select(AuditEntry).where(AuditEntry.action == "scan").order_by(AuditEntry.seq))]
 
 
 def test_same_record_drained_twice_is_stored_once(app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 5)
-    rt = _rt(app)
+    scan_some(app, client, 5, "p_w")
+    rt = runtime_of(app)
     entries = [(entry_id, fields) for entry_id, fields in rt.redis.xrange(rt.settings.records_stream)]
     writer = _writer(app)
     writer.write(entries)
@@ -56,10 +44,10 @@ def test_same_record_drained_twice_is_stored_once(app: Flask, client: FlaskClien
 
 
 def test_a_batch_is_one_contiguous_seq_range(app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 7)
+    scan_some(app, client, 7, "p_w")
     writer = _writer(app, batch=4)
     assert writer.step(block=False) == 4
-    with _rt(app).db.session() as session:  # another audited event between two batches
+    with runtime_of(app).db.session() as session:  # another audited event between two batches
         audit.append(session, actor_kind="admin", actor_id="adm", action="citizen_enrolled")
     assert writer.step(block=False) == 3
     seqs = [seq for seq, _ in _rows(app)]
@@ -70,8 +58,8 @@ def test_a_batch_is_one_contiguous_seq_range(app: Flask, client: FlaskClient) ->
 
 def test_records_left_pending_by_a_dead_writer_are_reclaimed_and_stored_once(
         app: Flask, client: FlaskClient) -> None:
-    _scan_some(app, client, 6)
-    rt = _rt(app)
+    scan_some(app, client, 6, "p_w")
+    rt = runtime_of(app)
     dead = _writer(app, consumer="dead", batch=6)
     taken = dead._read(block=False)  # delivered to the dead writer ...
     assert len(taken) == 6
@@ -87,15 +75,15 @@ def test_records_left_pending_by_a_dead_writer_are_reclaimed_and_stored_once(
 
 
 def test_an_unreadable_entry_is_acknowledged_and_blocks_nothing(app: Flask, client: FlaskClient) -> None:
-    rt = _rt(app)
+    rt = runtime_of(app)
     rt.redis.xadd(rt.settings.records_stream, {"junk": "1"})
-    _scan_some(app, client, 2)
+    scan_some(app, client, 2, "p_w")
     assert drain(app) == 3
     assert len(_rows(app)) == 2 and rt.redis.xlen(rt.settings.records_stream) == 0
 
 
 def test_readiness_and_metrics_report_the_writers_lag(app: Flask, client: FlaskClient) -> None:
-    rt = _rt(app)
+    rt = runtime_of(app)
     stream = rt.settings.records_stream
     ready = client.get("/healthz/ready").get_json()
     assert ready["checks"]["records"] == "ok"
@@ -121,8 +109,8 @@ def test_cli_reports_the_lag_and_drains(app: Flask, client: FlaskClient) -> None
 
     from app.cli import main as cli
 
-    rt = _rt(app)
-    _scan_some(app, client, 3, prefix="p_cli")
+    rt = runtime_of(app)
+    scan_some(app, client, 3, prefix="p_cli")
     env = {"REDIS_URL": rt.settings.redis_url, "CITYCODE_DATA_DIR": str(rt.settings.data_dir),
            "CITYCODE_ADMIN_TOKEN": "cca_unused-here-0123456789"}
     status = CliRunner().invoke(cli, ["records", "status"], env=env)
