@@ -14,7 +14,7 @@ def create_app(settings: Settings | None = None) -> "Flask":
     arranges both); creates no files and starts no processes itself."""
     from flask import Flask
 
-    from app import runtime
+    from app import compose, runtime
     from app.api import init_app as init_api
     from app.ops import logs, metrics
 
@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> "Flask":
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
-    runtime.init_app(app, runtime.Runtime.build(settings))
+    runtime.init_app(app, compose.build(settings))
     logs.init_app(app, settings.log_level)
     metrics.init_app(app)
     init_api(app)

@@ -1,6 +1,7 @@
 """Small API drivers shared by tests: enrol a citizen, register an issuer or terminal."""
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -64,8 +65,6 @@ def code(client: FlaskClient, app_token: str) -> str:
     return response.get_json()["code"]  # type: ignore[no-any-return]
 
 
-# The runtime's parts built on its Redis client; rebuilt whenever the client is swapped.
-_BUILT_ON_REDIS = ("verifier", "records", "scans", "halls", "disclosures", "taps")
 NO_REDIS_URL = "unix:///nonexistent/citycode-test-redis.sock"
 
 
@@ -87,16 +86,21 @@ def dead_redis() -> "redis.Redis[bytes]":
 
 @contextmanager
 def redis_unreachable(app: Flask) -> Iterator[None]:
-    """Point the app's runtime at a Redis that is not there, then back at the live one."""
+    """Point the app's runtime at a Redis that is not there (its parts built over it by the
+    composition root), then back at the live client and the live parts."""
+    from app import compose
+
     rt = app.extensions["citycode"]
-    live = rt.redis
-    rt.redis = dead_redis()
-    for name in _BUILT_ON_REDIS:
-        rt.__dict__.pop(name, None)
+    live = dataclasses.replace(rt)
+    _take_parts(rt, compose.assemble(rt.settings, db=rt.db, client=dead_redis(), keystore=rt.keystore,
+                                     keys=rt.keys, vault=rt.vault))
     try:
         yield
     finally:
         rt.redis.close()
-        rt.redis = live
-        for name in _BUILT_ON_REDIS:
-            rt.__dict__.pop(name, None)
+        _take_parts(rt, live)
+
+
+def _take_parts(rt: Any, source: Any) -> None:
+    for part in dataclasses.fields(rt):
+        setattr(rt, part.name, getattr(source, part.name))

@@ -13,11 +13,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
+from app import compose
 from app.city import CITY_TZ
 from app.codes.wire import b64url_decode, entitlement_names, json_object
 from app.errors import PermissionDenied
 from app.runtime import Runtime
-from app.verification.issuing import code_for, usable_until
+from app.verification.issuing import usable_until
 from tests.helpers import ADMIN, bearer, code, credential, enrol, issuer, terminal
 
 
@@ -41,7 +42,7 @@ def counted_sql(app: Flask) -> Iterator[list[str]]:
 
 
 def carried(app: Flask, citizen_id: str, now: float) -> tuple[str, ...]:
-    minted = code_for(runtime_of(app), citizen_id, now=now).code
+    minted = runtime_of(app).minter.code_for(citizen_id, now=now).code
     return entitlement_names(json_object(b64url_decode(minted.split(".")[1].encode()))["ent"])
 
 
@@ -80,7 +81,7 @@ def test_a_suspension_announced_by_another_worker_is_seen_at_once(app: Flask, cl
     now = time.time()
     carried(app, citizen["citizen_id"], now)
     other = Flask("another-worker")
-    other.extensions["citycode"] = Runtime.build(runtime_of(app).settings)
+    other.extensions["citycode"] = compose.build(runtime_of(app).settings)
     try:
         with other.test_request_context(), runtime_of(other).db.session() as session:
             from app.registry import citizens

@@ -118,7 +118,7 @@ def test_not_found_conflict_and_gone_answers_are_documented(
 def test_real_error_answers_match_the_documented_problem(client: FlaskClient) -> None:
     spec = _spec(client)
     citizen = enrol(client)
-    hall = bearer(terminal(client, "hall", hall="city"))
+    hall = bearer(terminal(client, "hall", hall="city", counter="1"))
     answers = [
         ("/v1/admin/keys/rotate", "post", client.post("/v1/admin/keys/rotate")),  # 401
         ("/v1/me", "get", client.get("/v1/me", headers=ADMIN)),  # 403
@@ -202,10 +202,10 @@ def test_successful_answers_along_the_main_journeys_match_the_document(client: F
     ticket = call("post", "/v1/halls/{hall}/tickets", f"/v1/halls/{hall}/tickets", kiosk,
                   {"code": fresh(), "service": service})
     assert ticket["decision"] == "accept"
-    counter = f"/v1/halls/{hall}"
-    call("post", "/v1/halls/{hall}/call", f"{counter}/call", kiosk, {"counter": "1"})
-    call("post", "/v1/halls/{hall}/recall", f"{counter}/recall", kiosk, {"counter": "1"})
-    call("post", "/v1/halls/{hall}/skip", f"{counter}/skip", kiosk, {"counter": "1"})
+    counter, window = f"/v1/halls/{hall}", terminal(client, "hall", hall=hall, counter="1")
+    call("post", "/v1/halls/{hall}/call", f"{counter}/call", window, {"counter": "1"})
+    call("post", "/v1/halls/{hall}/recall", f"{counter}/recall", window, {"counter": "1"})
+    call("post", "/v1/halls/{hall}/skip", f"{counter}/skip", window, {"counter": "1"})
     call("get", "/v1/halls/{hall}/board", f"{counter}/board")
 
     asked = call("post", "/v1/disclosures", token=kiosk, body={

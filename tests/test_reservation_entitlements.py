@@ -16,7 +16,6 @@ from app.codes.wire import b64url_decode, entitlement_names, json_object
 from app.db.models import RevocationEvent
 from app.registry import credentials, entitlements
 from app.runtime import Runtime
-from app.verification.issuing import code_for
 from tests.helpers import bearer, credential, enrol, issuer
 
 DAY = date(2027, 5, 1)
@@ -43,7 +42,7 @@ def reserve(client: FlaskClient, bureau: str, person: dict[str, Any], spot: str,
 
 def carried(app: Flask, person: dict[str, Any], minted_at: datetime) -> tuple[str, ...]:
     """The entitlement names inside a code minted for ``person`` at ``minted_at``."""
-    code = code_for(runtime_of(app), person["citizen_id"], now=minted_at.timestamp()).code
+    code = runtime_of(app).minter.code_for(person["citizen_id"], now=minted_at.timestamp()).code
     return entitlement_names(json_object(b64url_decode(code.split(".")[1].encode()))["ent"])
 
 

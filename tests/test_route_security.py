@@ -34,3 +34,33 @@ def test_every_endpoint_but_the_public_ones_demands_a_token(app: Flask) -> None:
 
 def test_the_public_list_names_only_routes_that_exist(app: Flask) -> None:
     assert PUBLIC <= set(_routes(app))
+
+
+def _path(rule: str) -> str:
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"x-\1", re.sub(r"<int:[^>]+>", "1", rule))
+
+
+def test_admin_routes_refuse_every_other_role_and_citizen_routes_every_other_role(app: Flask) -> None:
+    from tests.helpers import ADMIN, enrol, issuer, terminal
+
+    client = app.test_client()
+    tokens = {"admin": ADMIN["Authorization"], "citizen": "Bearer " + enrol(client)["app_token"],
+              "issuer": "Bearer " + issuer(client, "student_card"),
+              "terminal": "Bearer " + terminal(client)}
+    allowed_prefixes = {"admin": "/v1/admin/", "citizen": "/v1/me/"}
+    wrong, checked = [], set()
+    for method, rule in _routes(app):
+        for role, prefix in allowed_prefixes.items():
+            if not (rule + "/").startswith(prefix):
+                continue
+            checked.add((method, rule))
+            for other, header in tokens.items():
+                if other == role:
+                    continue
+                response = client.open(_path(rule), method=method, json={}, headers={"Authorization": header})
+                if response.status_code != 403 or response.mimetype != "application/problem+json":
+                    wrong.append((method, rule, other, response.status_code))
+    assert wrong == []
+    assert {("POST", "/v1/admin/terminals/<terminal_id>/revoke"), ("POST", "/v1/admin/issuers/<issuer_id>/token"),
+            ("POST", "/v1/admin/citizens/<citizen_id>/app-tokens"), ("GET", "/v1/me/tokens"),
+            ("DELETE", "/v1/me/tokens/<token_id>")} <= checked

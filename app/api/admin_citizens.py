@@ -1,4 +1,5 @@
-"""Admin: enrol citizens (after real-name verification elsewhere), suspend and restore them."""
+"""Admin: enrol citizens (after real-name verification elsewhere), suspend and restore them,
+give them new app tokens and revoke old ones."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,9 +8,9 @@ import marshmallow as ma
 
 from app.api.blueprint import Blueprint
 from app.api.schemas import ReasonIn, problem_doc
-from app.api.security import current_principal, require
-from app.auth import Role
-from app.registry import citizens
+from app.api.security import current_principal, require, revoked
+from app.auth import Role, last_used
+from app.registry import citizens, tokens
 from app.runtime import runtime
 
 blp = Blueprint("admin_citizens", __name__, url_prefix="/v1/admin/citizens", description="Citizens")
@@ -53,6 +54,8 @@ def _set_status(citizen_id: str, status: str, reason: str | None) -> dict[str, A
     with rt.db.session() as session:
         citizens.set_status(session, citizen_id, status, reason, admin_id=current_principal().principal_id)
     rt.trust_changed()
+    if status == citizens.SUSPENDED:  # what is pending or approved but unread is withdrawn
+        rt.disclosures.withdraw_for(citizen_id, actor_kind="admin", actor_id=current_principal().principal_id)
     return {"citizen_id": citizen_id, "status": status}
 
 
@@ -62,7 +65,8 @@ def _set_status(citizen_id: str, status: str, reason: str | None) -> dict[str, A
 @blp.response(200, CitizenStatusOut)
 @blp.alt_response(404, **problem_doc("No such citizen"))
 def suspend(body: dict[str, Any], citizen_id: str) -> dict[str, Any]:
-    """Suspend: every code of this citizen is denied `suspended` from now on."""
+    """Suspend: every code of this citizen is denied `suspended` from now on, and their disclosure
+    requests still pending or approved but unread are withdrawn (nothing of them is released)."""
     return _set_status(citizen_id, citizens.SUSPENDED, body["reason"])
 
 
@@ -74,3 +78,79 @@ def suspend(body: dict[str, Any], citizen_id: str) -> dict[str, Any]:
 def restore(body: dict[str, Any], citizen_id: str) -> dict[str, Any]:
     """Restore a suspended citizen."""
     return _set_status(citizen_id, citizens.ACTIVE, body["reason"])
+
+
+class AppTokenIn(ma.Schema):
+    label = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64), metadata={
+        "description": "a name for the device, shown in the citizen's token list (no personal data)"})
+    revoke_others = ma.fields.Boolean(load_default=True, metadata={
+        "description": "revoke the citizen's other app tokens (a lost or stolen phone); "
+                       "false adds a second device"})
+
+
+class AppTokenIssuedOut(ma.Schema):
+    citizen_id = ma.fields.String(required=True)
+    token_id = ma.fields.String(required=True)
+    app_token = ma.fields.String(required=True, metadata={"description": "shown once"})
+    revoked_tokens = ma.fields.Integer(required=True)
+
+
+class AppTokenOut(ma.Schema):
+    token_id = ma.fields.String(required=True)
+    label = ma.fields.String(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    last_used_at = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "last authenticated request, to within a minute; null when never used"})
+    revoked_at = ma.fields.DateTime(allow_none=True)
+
+
+class AppTokenRevokedOut(ma.Schema):
+    citizen_id = ma.fields.String(required=True)
+    token_id = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": ["revoked"]})
+
+
+@blp.route("/<citizen_id>/app-tokens", methods=["POST"])
+@require(Role.ADMIN)
+@blp.arguments(AppTokenIn, required=False)  # {label?, revoke_others?}: no body at all is fine too
+@blp.response(201, AppTokenIssuedOut)
+@blp.alt_response(404, **problem_doc("No such citizen"))
+def new_app_token(body: dict[str, Any], citizen_id: str) -> dict[str, Any]:
+    """A new app token for a citizen (lost phone, new phone). By default the citizen's other app
+    tokens are revoked, refused from the next request on every worker; suspending and restoring
+    the citizen later does not revive them. Audited."""
+    rt = runtime()
+    with rt.db.session() as session:
+        done = tokens.new_app_token(session, citizen_id, body["label"], revoke_others=body["revoke_others"],
+                                    admin_id=current_principal().principal_id)
+    revoked(done.revoked)
+    return {"citizen_id": citizen_id, "token_id": done.issued.token_id, "app_token": done.issued.token,
+            "revoked_tokens": len(done.revoked)}
+
+
+@blp.route("/<citizen_id>/app-tokens", methods=["GET"])
+@require(Role.ADMIN)
+@blp.response(200, AppTokenOut(many=True))
+@blp.alt_response(404, **problem_doc("No such citizen"))
+def list_app_tokens(citizen_id: str) -> list[dict[str, Any]]:
+    """A citizen's app tokens, revoked ones included, oldest first, with their last use."""
+    rt = runtime()
+    with rt.db.session() as session:
+        rows = tokens.app_tokens(session, citizen_id, include_revoked=True)
+    used = last_used(rt.redis, [row.id for row in rows if row.revoked_at is None])
+    return [tokens.describe(row, used.get(row.id)) for row in rows]
+
+
+@blp.route("/<citizen_id>/app-tokens/<token_id>/revoke", methods=["POST"])
+@require(Role.ADMIN)
+@blp.arguments(ReasonIn, required=False)  # {reason?}: no body at all is fine too
+@blp.response(200, AppTokenRevokedOut)
+@blp.alt_response(404, **problem_doc("No such citizen, or no such live app token of theirs"))
+def revoke_app_token(body: dict[str, Any], citizen_id: str, token_id: str) -> dict[str, Any]:
+    """Revoke one app token of a citizen: refused from the next request on every worker. Audited."""
+    rt = runtime()
+    with rt.db.session() as session:
+        done = tokens.revoke_app_token(session, citizen_id, token_id, body["reason"], actor_kind="admin",
+                                       actor_id=current_principal().principal_id)
+    revoked(done.token_ids)
+    return {"citizen_id": citizen_id, "token_id": token_id, "status": "revoked"}

@@ -5,7 +5,9 @@ replayed code; ``degraded`` when the queues cannot be reached — halls fail clo
 API.md: ``POST /v1/halls/{hall}/skip`` and ``…/recall``; ``level`` and ``counters`` in the
 directory; ``decision``, ``reason``, ``message``, ``hall`` and ``existing`` in a ticket;
 ``service`` in a call; ``request_id`` in a ticket request (a retry answers the first ticket
-again, 409 when reused for another request). Rules are in ``app.hall``.
+again, 409 when reused for another request). Counter actions name a configured counter (422
+otherwise) and come from that counter's own terminal (403 for kiosks and other counters); a call
+for a service outside the counter's plan is 403. Rules are in ``app.hall``.
 """
 from __future__ import annotations
 
@@ -24,7 +26,9 @@ from app.runtime import runtime
 
 blp = Blueprint("halls", __name__, url_prefix="/v1/halls", description="Service halls: queue numbers")
 
-_NOT_THIS_HALL = problem_doc("Not a terminal of this hall (or, at a counter, of this counter)")
+_NOT_THIS_HALL = problem_doc("Not a terminal of this hall")
+_NOT_THIS_COUNTER = problem_doc("Not this counter's own terminal (a kiosk, another counter or another "
+                                "hall's terminal), or a call for a service outside the counter's plan")
 
 
 # Schema names carry "Hall": OpenAPI component names are global across blueprints.
@@ -48,11 +52,13 @@ class HallTicketOut(ma.Schema):
 
 
 class HallCounterIn(ma.Schema):
-    counter = ma.fields.String(required=True, validate=short)
+    counter = ma.fields.String(required=True, validate=short, metadata={
+        "description": "one of the hall's configured counters (`GET /v1/halls`); 422 otherwise"})
 
 
 class HallCallIn(HallCounterIn):
-    service = ma.fields.String(validate=short, load_default=None)
+    service = ma.fields.String(validate=short, load_default=None, metadata={
+        "description": "only this service, which must be in the counter's plan (403 otherwise)"})
 
 
 class HallCallingOut(ma.Schema):
@@ -120,10 +126,11 @@ def take_ticket(body: dict[str, Any], hall: str) -> tuple[dict[str, Any], int]:
 @require(Role.TERMINAL)
 @blp.arguments(HallCallIn)
 @blp.response(200, HallCallOut)
-@blp.alt_response(403, **_NOT_THIS_HALL)
+@blp.alt_response(403, **_NOT_THIS_COUNTER)
 @blp.alt_response(404, **problem_doc("No such hall, or nobody waits"))
 def call_next(body: dict[str, Any], hall: str) -> Any:
-    """Call the next number to a counter; 404 when nobody waits."""
+    """Call the next number to a counter (the oldest across its services, or of `service`) from
+    that counter's own terminal; 404 when nobody waits."""
     return runtime().halls.call(_terminal(), hall, body["counter"], body["service"])
 
 
@@ -131,7 +138,7 @@ def call_next(body: dict[str, Any], hall: str) -> Any:
 @require(Role.TERMINAL)
 @blp.arguments(HallCounterIn)
 @blp.response(200, HallCallOut)
-@blp.alt_response(403, **_NOT_THIS_HALL)
+@blp.alt_response(403, **_NOT_THIS_COUNTER)
 @blp.alt_response(404, **problem_doc("No such hall, or the counter is not calling anyone"))
 def skip(body: dict[str, Any], hall: str) -> Any:
     """The counter's current number did not come: mark it skipped and clear the call."""
@@ -142,7 +149,7 @@ def skip(body: dict[str, Any], hall: str) -> Any:
 @require(Role.TERMINAL)
 @blp.arguments(HallCounterIn)
 @blp.response(200, HallCallOut)
-@blp.alt_response(403, **_NOT_THIS_HALL)
+@blp.alt_response(403, **_NOT_THIS_COUNTER)
 @blp.alt_response(404, **problem_doc("No such hall, or the counter is not calling anyone"))
 def recall(body: dict[str, Any], hall: str) -> Any:
     """Announce the counter's current number again."""

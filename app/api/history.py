@@ -13,6 +13,7 @@ from app.audit import log as audit
 from app.audit.models import AuditEntry
 from app.auth import Role
 from app.registry import citizens
+from app.registry.credential_types import CREDENTIAL_FIELDS, HOLDER_FIELDS
 from app.runtime import runtime
 from app.taps import history as taps_history
 
@@ -33,8 +34,8 @@ class HistoryEntryOut(ma.Schema):
     at = ma.fields.DateTime(required=True)
     action = ma.fields.String(required=True, metadata={"enum": [
         "scan", "disclosure_requested", "disclosure_approved", "disclosure_denied",
-        "disclosure_read", "disclosure_expired", "citizen_enrolled", "citizen_suspended",
-        "citizen_restored", "credential_issued", "credential_revoked"]})
+        "disclosure_read", "disclosure_expired", "disclosure_withdrawn", "citizen_enrolled",
+        "citizen_suspended", "citizen_restored", "credential_issued", "credential_revoked"]})
     actor = ma.fields.String(required=True)
     where = ma.fields.Dict(required=True)
     terminal_id = ma.fields.String()
@@ -42,7 +43,13 @@ class HistoryEntryOut(ma.Schema):
     reason = ma.fields.String()
     purpose = ma.fields.String()
     credential_types = ma.fields.List(ma.fields.String())
+    fields = ma.fields.List(ma.fields.String(), metadata={
+        "description": "disclosures: the fields asked for (what approving lets leave), "
+                       "`<credential type>.<field>`, e.g. `id_card.holder.name`"})
     disclosed_types = ma.fields.List(ma.fields.String())
+    disclosed_fields = ma.fields.List(ma.fields.String(), metadata={
+        "description": "disclosure_read: the fields that left, `<credential type>.<field>` (a "
+                       "credential no longer valid at the read leaves nothing)"})
     disclosure_id = ma.fields.String()
     credential_id = ma.fields.String()
     direction = ma.fields.String()
@@ -105,6 +112,14 @@ class HistoryOut(ma.Schema):
                        "first page only"})
 
 
+def _disclosed_fields(disclosed: list[dict[str, Any]]) -> list[str]:
+    """Each field that left once, in order (two credentials of one type name the same fields).
+    Reads audited before fields were recorded released every field and the holder."""
+    names = (f"{d['type']}.{name}" for d in disclosed
+             for name in d.get("fields", CREDENTIAL_FIELDS + HOLDER_FIELDS))
+    return list(dict.fromkeys(names))
+
+
 def _entry(entry: AuditEntry) -> dict[str, Any]:
     details = entry.details or {}
     terminal_id = entry.actor_id if entry.actor_kind == "terminal" else details.get("terminal_id")
@@ -114,7 +129,9 @@ def _entry(entry: AuditEntry) -> dict[str, Any]:
         "where": entry.site or {}, "terminal_id": terminal_id, "decision": details.get("decision"),
         "reason": entry.reason, "purpose": entry.purpose,
         "credential_types": details.get("credential_types"),
+        "fields": details.get("fields"),
         "disclosed_types": [d["type"] for d in disclosed] if disclosed is not None else None,
+        "disclosed_fields": _disclosed_fields(disclosed) if disclosed is not None else None,
         "disclosure_id": details.get("disclosure_id"), "credential_id": details.get("credential_id"),
         **{name: details.get(name) for name in _SCENE_FIELDS}}
     return {key: value for key, value in out.items() if value is not None}

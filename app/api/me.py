@@ -1,4 +1,4 @@
-"""Citizen app (亮码): own profile, credentials, a fresh code and its QR image."""
+"""Citizen app (亮码): own profile, credentials, a fresh code and its QR image, own app tokens."""
 from __future__ import annotations
 
 from typing import Any
@@ -8,13 +8,12 @@ from flask import Response
 
 from app.api.blueprint import Blueprint
 from app.api.schemas import problem_doc
-from app.api.security import current_principal, require
+from app.api.security import current_principal, require, revoked
 from app.audit import log as audit
-from app.auth import Role
+from app.auth import Role, last_used
 from app.codes import qr
-from app.registry import citizens, credentials
+from app.registry import citizens, credentials, tokens
 from app.runtime import runtime
-from app.verification import issuing
 
 blp = Blueprint("me", __name__, url_prefix="/v1/me", description="Citizen app")
 
@@ -77,13 +76,13 @@ def my_credentials() -> list[dict[str, Any]]:
 @blp.alt_response(403, **_SUSPENDED)
 def new_code() -> dict[str, Any]:
     """A fresh short-lived code (compact JWS) to show as QR."""
-    fresh = issuing.code_for(runtime(), current_principal().principal_id)
+    fresh = runtime().minter.code_for(current_principal().principal_id)
     return {"code": fresh.code, "expires_at": fresh.expires_at, "refresh_after": fresh.refresh_after,
             "qr_version": qr.version_of(fresh.code)}
 
 
 def _image(render: Any) -> Response:
-    fresh = issuing.code_for(runtime(), current_principal().principal_id)
+    fresh = runtime().minter.code_for(current_principal().principal_id)
     image = render(fresh.code)
     response = Response(image.content, mimetype=image.mimetype)
     response.headers["X-Code-Expires-At"] = fresh.expires_at.isoformat().replace("+00:00", "Z")
@@ -109,3 +108,41 @@ def code_png() -> Response:
 def code_svg() -> Response:
     """The QR image (SVG) of a fresh code."""
     return _image(qr.svg)
+
+
+class MyTokenOut(ma.Schema):
+    token_id = ma.fields.String(required=True)
+    label = ma.fields.String(allow_none=True, metadata={
+        "description": "the device's name, if the hall gave one"})
+    created_at = ma.fields.DateTime(required=True)
+    last_used_at = ma.fields.DateTime(allow_none=True, metadata={
+        "description": "last authenticated request, to within a minute; null when never used"})
+    current = ma.fields.Boolean(required=True, metadata={"description": "the token of this request"})
+
+
+@blp.route("/tokens", methods=["GET"])
+@require(Role.CITIZEN)
+@blp.response(200, MyTokenOut(many=True))
+def my_tokens() -> list[dict[str, Any]]:
+    """My live app tokens (one per device), oldest first, with their last use."""
+    rt = runtime()
+    principal = current_principal()
+    with rt.db.session() as session:
+        rows = tokens.tokens_of(session, Role.CITIZEN, principal.principal_id)
+    used = last_used(rt.redis, [row.id for row in rows])
+    return [{"token_id": row.id, "label": row.label, "created_at": audit.utc(row.created_at),
+             "last_used_at": used.get(row.id), "current": row.id == principal.token_id} for row in rows]
+
+
+@blp.route("/tokens/<token_id>", methods=["DELETE"])
+@require(Role.CITIZEN)
+@blp.response(204)
+@blp.alt_response(404, **problem_doc("No such live app token of mine"))
+def revoke_my_token(token_id: str) -> None:
+    """Revoke one of my app tokens (a lost or sold device; this one too: sign out). Refused from
+    the next request on every worker. Audited."""
+    principal = current_principal()
+    with runtime().db.session() as session:
+        done = tokens.revoke_app_token(session, principal.principal_id, token_id, "revoked by the citizen",
+                                       actor_kind="citizen", actor_id=principal.principal_id)
+    revoked(done.token_ids)

@@ -10,7 +10,6 @@ from app.api.schemas import WholeNumber, problem_doc
 from app.api.security import require
 from app.auth import Role
 from app.runtime import runtime
-from app.scenes import scenic
 
 blp = Blueprint("scenic", __name__, url_prefix="/v1", description="Scenic spots")
 
@@ -33,7 +32,7 @@ class CapacityOut(SpotOut):
 @blp.response(200, SpotOut(many=True))
 def list_spots() -> list[dict[str, Any]]:
     """The scenic spots that admit by code, with today's daily capacity."""
-    return scenic.directory(runtime()).listing()
+    return runtime().scenic.listing()
 
 
 @blp.route("/admin/scenic/<spot>", methods=["PUT"])
@@ -43,4 +42,4 @@ def list_spots() -> list[dict[str, Any]]:
 @blp.alt_response(404, **problem_doc("No such spot"))
 def set_capacity(body: dict[str, Any], spot: str) -> dict[str, Any]:
     """Change today's capacity; admissions beyond it today are denied `capacity_full`."""
-    return scenic.directory(runtime()).set_capacity(spot, body["daily_capacity"])
+    return runtime().scenic.set_capacity(spot, body["daily_capacity"])

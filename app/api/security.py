@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from copy import deepcopy
 from functools import wraps
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from flask import g, request
 
 from app.api.blueprint import Blueprint
 from app.api.problems import problem
-from app.auth import Principal, Role, authenticate
+from app.auth import Principal, Role, announce, authenticate, forget_last_used
 from app.runtime import runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,6 +25,28 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
+def _principal(token: str) -> Principal | None:
+    """The token's principal: cached while no revocation was announced since (no Redis command
+    while the worker's revocation listener is subscribed), else from the database (``app.auth``)."""
+    rt = runtime()
+
+    def load() -> Principal | None:
+        with rt.db.session() as session:
+            return authenticate(session, token, rt.settings.admin_token)
+
+    return rt.principals.resolve(token, load)
+
+
+def revoked(token_ids: Sequence[str]) -> None:
+    """Call after committing the revocation of ``token_ids``: returns once every worker has
+    dropped its cached principals, so they are refused from the next request on
+    (``app.auth.announce``, at most ``ACK_WAIT_SECONDS``)."""
+    if token_ids:
+        rt = runtime()
+        announce(rt.redis)
+        forget_last_used(rt.redis, token_ids)
+
+
 def current_principal() -> Principal:
     return g.principal  # type: ignore[no-any-return]
 
@@ -38,13 +60,7 @@ def require(*roles: Role) -> Callable[[F], F]:
             token = _bearer_token()
             if token is None:
                 return problem(401, "Unauthorized", "A bearer token is required.", headers=_CHALLENGE)
-            rt = runtime()
-            principal = rt.principals.get(token)
-            if principal is None:
-                with rt.db.session() as session:
-                    principal = authenticate(session, token, rt.settings.admin_token)
-                if principal is not None:
-                    rt.principals.put(token, principal)
+            principal = _principal(token)
             if principal is None:
                 return problem(401, "Unauthorized", "The bearer token is not valid.", headers=_CHALLENGE)
             g.principal = principal

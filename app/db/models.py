@@ -22,6 +22,9 @@ class ApiToken(Base):
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Added by 0011: a name for the device holding the token ("new phone"), why it was revoked.
+    label: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class Issuer(Base):
@@ -44,6 +47,8 @@ class Terminal(Base):
     kind: Mapped[str] = mapped_column(String(16), index=True)
     site: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Added by 0011: set when the terminal is deregistered (its tokens are revoked with it).
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Citizen(Base):

@@ -14,8 +14,10 @@
   Once called or skipped, a new scan takes a new number.
 - Halls fail closed: if Redis cannot answer, the scan is denied ``degraded`` and no number is
   given. Counter actions and the board answer 503 (``Unavailable``) instead — they are not scans.
-- A counter terminal acts only for its own counter; a hall terminal without a counter (a floor
-  manager's console) may act for any counter of its hall.
+- Counter actions (call, skip, recall) name a counter the hall's configuration has (else
+  ``InvalidInput``, 422: no other text reaches the public board) and come from that counter's own
+  terminal: a hall terminal without a counter is a kiosk and may not act for any counter
+  (``PermissionDenied``, 403). A counter calls only the services of its plan (403 otherwise).
 - A kiosk's ``request_id`` (``ticket``): a retry of the same request gets the first answer back —
   the same ticket, ``ahead`` as it was — and takes nothing a second time
   (``app.verification.retries``).
@@ -37,7 +39,8 @@ from app.verification.retries import Attempt, fingerprint
 
 if TYPE_CHECKING:
     from app.registry.terminals import TerminalInfo
-    from app.runtime import Runtime
+    from app.scenes.service import ScanService
+    from app.verification.online import OnlineVerifier
 
 __all__ = ["HallDesk", "directory", "ticket_data"]
 
@@ -45,20 +48,23 @@ T = TypeVar("T")
 
 
 class HallDesk:
-    """Kiosk scans and counter actions for every hall, over one runtime's Redis."""
+    """Kiosk scans and counter actions for every hall: ``scans`` decides and records a kiosk
+    scan (its clock is the halls' clock), ``verifier`` checks the code, ``queue`` keeps tickets."""
 
-    def __init__(self, rt: "Runtime", halls: HallDirectory | None = None) -> None:
-        self.rt = rt
+    def __init__(self, scans: "ScanService", verifier: "OnlineVerifier", queue: HallQueue,
+                 halls: HallDirectory | None = None) -> None:
+        self.scans = scans
+        self.verifier = verifier
         self.halls = directory() if halls is None else halls
-        self.queue = HallQueue(rt.redis, leeway=rt.settings.clock_leeway_seconds, records=rt.records)
+        self.queue = queue
 
     def take_number(self, terminal: "TerminalInfo", hall_id: str, service_id: str, code: str) -> Decision:
         """A kiosk scan: check the code, then claim it and take (or hand back) a number."""
         hall = self._hall_for(terminal, hall_id)
         service = hall.service(service_id)
-        scans = self.rt.scans
+        scans = self.scans
         ctx = scans.context(terminal.id, terminal.kind, terminal.site)
-        return scans.fresh(ctx, code, self.rt.verifier.check(code),
+        return scans.fresh(ctx, code, self.verifier.check(code),
                            lambda checked: self._take(hall, service, ctx, checked))
 
     def ticket(self, terminal: "TerminalInfo", hall_id: str, service_id: str, code: str,
@@ -69,9 +75,9 @@ class HallDesk:
             return self.take_number(terminal, hall_id, service_id, code).to_dict()
         hall = self._hall_for(terminal, hall_id)
         service = hall.service(service_id)
-        scans = self.rt.scans
+        scans = self.scans
         ctx = scans.context(terminal.id, terminal.kind, terminal.site)
-        checked = self.rt.verifier.check(code)
+        checked = self.verifier.check(code)
         attempt = Attempt(terminal.id, request_id, fingerprint("ticket", code, hall.hall, service.service))
         return scans.once(ctx, checked, attempt, lambda: scans.fresh(
             ctx, code, checked, lambda fresh: self._take(hall, service, ctx, fresh)))
@@ -93,7 +99,7 @@ class HallDesk:
         """Call the next ticket to ``counter``: for ``service_id`` if given, else the oldest
         waiting across the services the counter serves. ``NotFound`` when nobody waits."""
         hall = self._hall_for(terminal, hall_id, counter)
-        services = (hall.service(service_id),) if service_id else hall.services_for(counter)
+        services = hall.callable_by(counter, service_id)
         called = self._redis(lambda: self.queue.call(hall, counter, services, self._now()))
         if called is None:
             raise NotFound("Nobody is waiting.")
@@ -126,13 +132,17 @@ class HallDesk:
         hall = self.halls.get(hall_id)
         if terminal.site.get("hall") != hall.hall:
             raise PermissionDenied("This terminal belongs to another hall.")
-        own = terminal.site.get("counter")
-        if counter is not None and own and own != counter:
-            raise PermissionDenied("A counter terminal acts only for its own counter.")
+        if counter is not None:
+            own = terminal.site.get("counter")
+            if not own:
+                raise PermissionDenied("A kiosk may not act for a counter: only the counter's terminal may.")
+            hall.services_for(counter)  # InvalidInput (422) for a counter the hall does not have
+            if own != counter:
+                raise PermissionDenied("A counter terminal acts only for its own counter.")
         return hall
 
     def _now(self) -> float:
-        return self.rt.scans.clock()
+        return self.scans.clock()
 
     @staticmethod
     def _redis(action: Callable[[], T]) -> T:

@@ -6,8 +6,10 @@ district a count and the names known, numbered names making up the rest. A towns
 ends in 镇 (a rural town) also offers the ``town_services``; every township has the same counters.
 
 A counter's services are a list, or ``"*"`` for a general window that serves every service of its
-hall; a counter the configuration does not name also serves every service. Bad configuration
-raises ``ValueError`` when first loaded, not at a kiosk.
+hall. Only the counters the configuration names exist: a counter action for any other counter text
+is ``InvalidInput`` (422), so nothing but configured counter names reaches the public board, and a
+counter calls only the services of its plan (``PermissionDenied``, 403). Every hall names at least
+one counter. Bad configuration raises ``ValueError`` when first loaded, not at a kiosk.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
 from app.city import load
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, PermissionDenied
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _PREFIX = re.compile(r"^[A-Z]$")
@@ -52,6 +54,8 @@ class Hall:
                              ("prefix", [s.prefix for s in self.services])):
             if len(set(values)) != len(values):
                 raise ValueError(f"hall {self.hall}: duplicate {what} in {values}")
+        if not self.counters:
+            raise ValueError(f"hall {self.hall}: no counters")
         known = {s.service for s in self.services}
         for counter, served in self.counters.items():
             if not counter or len(counter) > 64 or served == () or set(served or ()) - known:
@@ -72,12 +76,30 @@ class Hall:
         return next((s.service for s in self.services if ticket[:1] == s.prefix), None)
 
     def services_for(self, counter: str) -> tuple[Service, ...]:
-        """What ``counter`` serves: its configured services, else (general window, or a counter
-        the configuration does not name) all of the hall's."""
-        served = self.counters.get(counter)
+        """What ``counter`` serves: its configured services, or all of the hall's for a general
+        window; ``InvalidInput`` (422, ``errors.counter``) for a counter the hall does not have."""
+        if counter not in self.counters:
+            raise InvalidInput("This hall has no such counter.",
+                               {"counter": [f"unknown counter for hall {self.hall}; one of: "
+                                            f"{', '.join(self.counters)}"]})
+        served = self.counters[counter]
         if served is None:
             return self.services
         return tuple(s for s in self.services if s.service in served)
+
+    def callable_by(self, counter: str, service_id: str | None = None) -> tuple[Service, ...]:
+        """The services ``counter`` may call from: all it serves, or only ``service_id``.
+
+        ``InvalidInput`` (422) for a counter or service the hall does not have;
+        ``PermissionDenied`` (403) for a service of the hall outside the counter's plan.
+        """
+        served = self.services_for(counter)
+        if service_id is None:
+            return served
+        service = self.service(service_id)
+        if service not in served:
+            raise PermissionDenied(f"Counter {counter} does not serve {service.service}.")
+        return (service,)
 
 
 class HallDirectory:

@@ -1,8 +1,11 @@
 """Consent-based disclosure (扫码亮证): an officer's scan asks, the citizen approves, the officer
 reads once.
 
-Only hall terminals ask, for known credential types and a stated purpose; only the citizen the
-request is about answers; only the terminal that asked reads, once. Requests live in Redis
+Only hall terminals ask, for known credential types, the fields of them they need (named, so the
+citizen approves exactly what will leave: the holder's name and ID number only when asked for) and
+a stated purpose; only the citizen the request is about answers; only the terminal that asked
+reads, once, and receives exactly the approved fields. Suspending the citizen withdraws what is
+pending or approved but unread. Requests live in Redis
 (``app.hall.disclosure_store``) without personal data; credential data is decrypted only at the one
 read, and only what is still valid then. Requests, answers, reads and expiries are audited; a step
 is undone when its audit entry cannot be written, so nothing is disclosed unaudited.
@@ -23,15 +26,19 @@ from app.audit import log as audit
 from app.audit.scans import where
 from app.codes.decision import Decision
 from app.errors import Conflict, Gone, InvalidInput, NotFound, PermissionDenied, Unavailable
-from app.hall.disclosure_store import (APPROVED, DENIED, EXPIRED, MOVED, PENDING, READ, Disclosure,
-                                       DisclosureStore)
+from app.hall.disclosure_store import (APPROVED, DENIED, EXPIRED, MOVED, PENDING, READ, WITHDRAWN,
+                                       Disclosure, DisclosureStore)
 from app.registry import citizens, credentials
-from app.registry.credential_types import CREDENTIAL_TYPES
+from app.registry.credential_types import CREDENTIAL_TYPES, check_fields
 from app.scenes.base import ScanContext
 
 if TYPE_CHECKING:
+    from app.db import Database
+    from app.records.sink import ScanRecords
+    from app.registry.pii import PiiVault
     from app.registry.terminals import TerminalInfo
-    from app.runtime import Runtime
+    from app.scenes.service import ScanService
+    from app.verification.online import OnlineVerifier
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +61,11 @@ class Release:
     credentials: list[dict[str, Any]] | None = None
 
 
-def check_request(credential_types: Sequence[str], purpose: str) -> tuple[tuple[str, ...], str]:
-    """1–5 known credential types (duplicates dropped) and a purpose of 1–200 characters."""
+def check_request(credential_types: Sequence[str], purpose: str, fields: Sequence[str] | None = None
+                  ) -> tuple[tuple[str, ...], str, tuple[str, ...]]:
+    """1–5 known credential types (duplicates dropped), a purpose of 1–200 characters, and the
+    fields asked for (``app.registry.credential_types.check_fields``: without ``fields``, each
+    type's default fields; with them, known fields of the requested types only, each type named)."""
     types = tuple(dict.fromkeys(credential_types))
     errors: dict[str, list[str]] = {}
     unknown = sorted(t for t in types if t not in CREDENTIAL_TYPES)
@@ -65,17 +75,30 @@ def check_request(credential_types: Sequence[str], purpose: str) -> tuple[tuple[
     purpose = purpose.strip()
     if not 1 <= len(purpose) <= MAX_PURPOSE:
         errors["purpose"] = [f"the purpose must be 1 to {MAX_PURPOSE} characters"]
+    wanted: tuple[str, ...] = ()
+    if "credential_types" not in errors:
+        wanted, problems = check_fields(types, fields)
+        if problems:
+            errors["fields"] = problems
     if errors:
         raise InvalidInput("The disclosure request is not valid.", errors)
-    return types, purpose
+    return types, purpose, wanted
 
 
 def _read_details(disclosure: Disclosure, released: list[dict[str, Any]]) -> dict[str, Any]:
-    """What was read, by credential id and type: never the numbers or the holder."""
+    """What was read, by credential id, type and the names of the fields that left (the holder's as
+    ``holder.name`` / ``holder.id_number``): never the values."""
     disclosed = {c["type"] for c in released}
     return {**disclosure.audit_details(),
-            "disclosed": [{"type": c["type"], "credential_id": c["credential_id"]} for c in released],
+            "disclosed": [{"type": c["type"], "credential_id": c["credential_id"],
+                           "fields": _released_fields(c)} for c in released],
             "withheld_types": [t for t in disclosure.credential_types if t not in disclosed]}
+
+
+def _released_fields(item: dict[str, Any]) -> list[str]:
+    names = [name for name in item if name not in ("credential_id", "type", "holder")]
+    names += [f"holder.{name}" for name in item.get("holder", {})]
+    return names
 
 
 def _audit(session: Session, disclosure: Disclosure, actor_kind: str, actor_id: str, action: str,
@@ -86,41 +109,45 @@ def _audit(session: Session, disclosure: Disclosure, actor_kind: str, actor_id: 
 
 
 class DisclosureDesk:
-    """Requests, answers and the one read. One per runtime (``rt.disclosures``); ``clock`` is
-    injectable."""
+    """Requests, answers and the one read; one per process (``app.compose``). The officer's scan
+    goes through ``scans`` (``verifier`` checks, ``records`` records a deny); requests live in
+    ``store`` for ``ttl_seconds``; ``db`` holds the audit log and credentials, ``vault`` decrypts
+    them. ``clock`` is injectable."""
 
-    def __init__(self, rt: "Runtime", *, ttl_seconds: int, clock: Callable[[], float] = time.time) -> None:
-        self.rt = rt
-        self.ttl_seconds = ttl_seconds
-        self.clock = clock
-        self.store = DisclosureStore(rt.redis)
+    def __init__(self, scans: "ScanService", verifier: "OnlineVerifier", records: "ScanRecords",
+                 store: DisclosureStore, db: "Database", vault: "PiiVault", *, ttl_seconds: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.scans, self.verifier, self.records = scans, verifier, records
+        self.store, self.db, self.vault = store, db, vault
+        self.ttl_seconds, self.clock = ttl_seconds, clock
 
     # -- the officer's scan ------------------------------------------------------------------
     def request(self, terminal: "TerminalInfo", code: str, credential_types: Sequence[str],
-                purpose: str) -> Requested:
-        """Verify and consume the code; on accept, open a pending request for the citizen."""
+                purpose: str, fields: Sequence[str] | None = None) -> Requested:
+        """Verify and consume the code; on accept, open a pending request for the citizen for
+        ``fields`` of ``credential_types`` (see ``check_request``)."""
         if terminal.kind != "hall":
             raise PermissionDenied("Only service-hall terminals may request a disclosure.")
-        types, purpose = check_request(credential_types, purpose)
+        types, purpose, wanted = check_request(credential_types, purpose, fields)
         now = self.clock()
         ctx = ScanContext(terminal.id, terminal.kind, terminal.site, None, now)
         # A deny is recorded as a scan (its script or one XADD); an accept's record is the
         # synchronous `disclosure_requested` audit entry below, written before anything is shown.
-        decision = self.rt.scans.fresh(ctx, code, self.rt.verifier.check(code), self._claim(ctx))
+        decision = self.scans.fresh(ctx, code, self.verifier.check(code), self._claim(ctx))
         if not decision.accepted or decision.claims is None:
             return Requested(decision)
         disclosure = Disclosure("dsc_" + secrets.token_urlsafe(16), decision.claims.sub, terminal.id,
                                 where(terminal.kind, terminal.site), types, purpose, now,
-                                now + self.ttl_seconds, PENDING)
+                                now + self.ttl_seconds, PENDING, wanted)
         try:
             self.store.create(disclosure, self.ttl_seconds)
         except Unavailable:
             denied = Decision.deny("degraded", decision.claims, detail="disclosure store unavailable")
-            self.rt.records.deny(ctx, denied)  # Redis just failed: counted if it cannot record
-            self.rt.scans.observe(ctx, denied)
+            self.records.deny(ctx, denied)  # Redis just failed: counted if it cannot record
+            self.scans.observe(ctx, denied)
             return Requested(denied)
         try:
-            with self.rt.db.session() as session:
+            with self.db.session() as session:
                 _audit(session, disclosure, "terminal", terminal.id, "disclosure_requested",
                        {**disclosure.audit_details(), "decision": decision.decision,
                         "jti": decision.claims.jti}, reason=decision.reason)
@@ -131,7 +158,7 @@ class DisclosureDesk:
         return Requested(decision, disclosure)
 
     def _claim(self, ctx: ScanContext) -> Callable[[Decision], Decision]:
-        records = self.rt.records
+        records = self.records
 
         def claim(checked: Decision) -> Decision:
             if not checked.accepted:
@@ -158,7 +185,7 @@ class DisclosureDesk:
         if not moved:
             raise Conflict(f"This disclosure request is {disclosure.status}; it can no longer be answered.")
         try:
-            with self.rt.db.session() as session:
+            with self.db.session() as session:
                 _audit(session, disclosure, "citizen", citizen_id, f"disclosure_{new_status}")
         except BaseException:
             self.store.undo(disclosure_id, now, new_status, PENDING, "subject", subject)
@@ -167,7 +194,9 @@ class DisclosureDesk:
 
     # -- the requesting terminal -----------------------------------------------------------------
     def read(self, terminal_id: str, disclosure_id: str) -> Release:
-        """The request's state; an approved one is released once, with data decrypted now."""
+        """The request's state; an approved one is released once, with data decrypted now: exactly
+        the fields the citizen approved. If the citizen was suspended since, the request is
+        withdrawn instead and nothing leaves."""
         now = self.clock()
         moved, disclosure = self._step(disclosure_id, now, APPROVED, READ, "terminal_id", terminal_id)
         if not moved:
@@ -175,16 +204,48 @@ class DisclosureDesk:
                 raise Gone("This disclosure was already read; it can be read only once.")
             return Release(disclosure)
         try:
-            with self.rt.db.session() as session:
-                released = credentials.disclose(session, self.rt.vault, disclosure.subject,
-                                                disclosure.credential_types,
-                                                datetime.fromtimestamp(now, timezone.utc))
-                _audit(session, disclosure, "terminal", terminal_id, "disclosure_read",
-                       _read_details(disclosure, released))
+            with self.db.session() as session:
+                released = credentials.disclose(session, self.vault, disclosure.subject,
+                                                disclosure.fields, datetime.fromtimestamp(now, timezone.utc))
+                if released is None:
+                    _audit(session, disclosure, "system", "disclosures", "disclosure_withdrawn",
+                           reason="citizen_suspended")
+                else:
+                    _audit(session, disclosure, "terminal", terminal_id, "disclosure_read",
+                           _read_details(disclosure, released))
         except BaseException:
             self.store.undo(disclosure_id, now, READ, APPROVED, "terminal_id", terminal_id)
             raise
+        if released is None:  # best effort: if this step fails the request stays read (410), unreleased
+            self.store.undo(disclosure_id, now, READ, WITHDRAWN, "terminal_id", terminal_id)
+            return Release(replace(disclosure, status=WITHDRAWN))
         return Release(replace(disclosure, status=APPROVED), released)
+
+    # -- suspension ------------------------------------------------------------------------------
+    def withdraw_for(self, citizen_id: str, *, actor_kind: str, actor_id: str) -> int:
+        """Withdraw the citizen's pending and approved-but-unread requests (on suspension), each
+        audited as ``actor_kind``/``actor_id``'s act; how many were withdrawn. Never raises for
+        Redis or the audit log: a withdrawal releases nothing, and a read re-checks the citizen
+        and releases nothing while they are suspended, whatever this managed to do."""
+        subject, now = self._subject(citizen_id), self.clock()
+        try:
+            changed = self.store.withdraw_all(subject, now)
+        except Unavailable:
+            log.warning("disclosure requests not withdrawn now; reads will refuse them")
+            return 0
+        withdrawn = [disclosure for outcome, disclosure in changed if outcome == MOVED]
+        for outcome, disclosure in changed:
+            if outcome == EXPIRED:
+                self._audit_expired(disclosure)
+        if withdrawn:
+            try:
+                with self.db.session() as session:
+                    for disclosure in withdrawn:
+                        _audit(session, disclosure, actor_kind, actor_id, "disclosure_withdrawn",
+                               reason="citizen_suspended")
+            except (SQLAlchemyError, audit.AuditError):
+                log.exception("disclosure withdrawals not audited (they stand)")
+        return len(withdrawn)
 
     # -- internals -----------------------------------------------------------------------------
     def _step(self, disclosure_id: str, now: float, expect: str, new_status: str, owner_field: str,
@@ -199,11 +260,11 @@ class DisclosureDesk:
 
     def _audit_expired(self, disclosure: Disclosure) -> None:
         try:
-            with self.rt.db.session() as session:
+            with self.db.session() as session:
                 _audit(session, disclosure, "system", "disclosures", "disclosure_expired")
         except (SQLAlchemyError, audit.AuditError):
             log.exception("disclosure expiry not audited", extra={"disclosure": disclosure.id})
 
     def _subject(self, citizen_id: str) -> str:
-        with self.rt.db.session() as session:
+        with self.db.session() as session:
             return citizens.get(session, citizen_id).pseudonym

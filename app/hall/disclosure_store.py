@@ -1,9 +1,11 @@
 """Where disclosure requests live: one Redis hash per request, with a TTL, and a per-citizen index.
 
 A request holds no personal data: the citizen's pseudonym, the requesting terminal and site, the
-credential types and the purpose. Every change of state is one Lua step (``_STEP``) that also
-checks who is asking (the citizen the request is about, or the terminal that made it) and
-notices expiry, so two readers can never both read and an expired request can never be approved.
+credential types, the fields asked for (names such as ``id_card.holder.name``) and the purpose.
+Every change of state is one Lua step (``_STEP``) that also checks who is asking (the citizen the
+request is about, or the terminal that made it) and notices expiry, so two readers can never both
+read, an expired request can never be approved, and a withdrawn one (its citizen suspended) never
+read.
 The rules of who may ask for what are the desk's (``app.hall.disclosure``).
 """
 from __future__ import annotations
@@ -17,16 +19,19 @@ from typing import Any, Iterator, Mapping
 import redis
 
 from app.errors import Unavailable
+from app.registry.credential_types import default_fields
 
 log = logging.getLogger(__name__)
 
 RETENTION_SECONDS = 3600  # how long a decided or expired request is remembered after it expires
 PENDING, APPROVED, DENIED, EXPIRED, READ = "pending", "approved", "denied", "expired", "read"
+WITHDRAWN = "withdrawn"  # the citizen was suspended before the request was read
 MOVED, MISSING = "moved", "missing"  # step outcomes, besides EXPIRED (just now) and "unchanged"
 KEY_PREFIX, INDEX_PREFIX = "cc:disclosure:", "cc:disclosures:by-subject:"
 MAX_ID_LENGTH = 64
 
-# KEYS[1] request; ARGV: now, expected status, new status, owner field, owner value.
+# KEYS[1] request; ARGV: now, expected status (or several, "pending|approved"), new status, owner
+# field, owner value.
 # Returns {outcome, field, value, ...}: outcome is missing | expired (just now) | moved | unchanged.
 _STEP = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -36,7 +41,7 @@ if (status == 'pending' or status == 'approved')
     and tonumber(ARGV[1]) >= tonumber(redis.call('HGET', KEYS[1], 'expires_at')) then
   redis.call('HSET', KEYS[1], 'status', 'expired')
   outcome = 'expired'
-elseif status == ARGV[2] then
+elseif string.find('|' .. ARGV[2] .. '|', '|' .. status .. '|', 1, true) then
   redis.call('HSET', KEYS[1], 'status', ARGV[3])
   outcome = 'moved'
 end
@@ -57,24 +62,28 @@ class Disclosure:
     created_at: float
     expires_at: float
     status: str
+    fields: tuple[str, ...] = ()  # qualified field names, e.g. "id_card.number"
 
-    def fields(self) -> dict[str, str]:
+    def stored(self) -> dict[str, str]:
         return {"id": self.id, "subject": self.subject, "terminal_id": self.terminal_id,
                 "site": json.dumps(dict(self.site), ensure_ascii=False),
                 "credential_types": json.dumps(list(self.credential_types)), "purpose": self.purpose,
                 "created_at": repr(self.created_at), "expires_at": repr(self.expires_at),
-                "status": self.status}
+                "status": self.status, "fields": json.dumps(list(self.fields))}
 
     @classmethod
     def from_fields(cls, raw: Mapping[bytes, bytes]) -> "Disclosure":
         f = {k.decode(): v.decode() for k, v in raw.items()}
-        return cls(f["id"], f["subject"], f["terminal_id"], json.loads(f["site"]),
-                   tuple(json.loads(f["credential_types"])), f["purpose"], float(f["created_at"]),
-                   float(f["expires_at"]), f["status"])
+        types = tuple(json.loads(f["credential_types"]))
+        # A request stored before fields were named asked for each type's default fields.
+        fields = (tuple(json.loads(f["fields"])) if "fields" in f
+                  else tuple(name for t in types for name in default_fields(t)))
+        return cls(f["id"], f["subject"], f["terminal_id"], json.loads(f["site"]), types, f["purpose"],
+                   float(f["created_at"]), float(f["expires_at"]), f["status"], fields)
 
     def audit_details(self) -> dict[str, Any]:
         return {"disclosure_id": self.id, "terminal_id": self.terminal_id,
-                "credential_types": list(self.credential_types)}
+                "credential_types": list(self.credential_types), "fields": list(self.fields)}
 
 
 @contextmanager
@@ -101,7 +110,7 @@ class DisclosureStore:
         keep = int(ttl_seconds + self.retention_seconds)
         index = INDEX_PREFIX + disclosure.subject
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(KEY_PREFIX + disclosure.id, mapping=disclosure.fields())  # type: ignore[arg-type]
+        pipe.hset(KEY_PREFIX + disclosure.id, mapping=disclosure.stored())  # type: ignore[arg-type]
         pipe.expire(KEY_PREFIX + disclosure.id, keep)
         pipe.zadd(index, {disclosure.id: disclosure.expires_at})
         pipe.expire(index, keep)
@@ -151,3 +160,16 @@ class DisclosureStore:
                     self.client.zrem(index, raw_id)
                 else:
                     yield outcome, disclosure
+
+    def withdraw_all(self, subject: str, now: float) -> list[tuple[str, Disclosure]]:
+        """Move every pending or approved (not yet read) request about ``subject`` to withdrawn,
+        each in one step; the outcome and request of each one that moved or just expired."""
+        index = INDEX_PREFIX + subject
+        changed: list[tuple[str, Disclosure]] = []
+        with _unavailable_on_redis_error():
+            for raw_id in self.client.zrange(index, 0, -1):
+                outcome, disclosure = self.step(raw_id.decode(), now, f"{PENDING}|{APPROVED}", WITHDRAWN,
+                                                "subject", subject)
+                if disclosure is not None and outcome in (MOVED, EXPIRED):
+                    changed.append((outcome, disclosure))
+        return changed

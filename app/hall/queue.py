@@ -176,7 +176,8 @@ class HallQueue:
         return None if ticket is None else _text(ticket)
 
     def board(self, hall: Hall, now: float) -> Board:
-        """Current call per counter (in counter order) and waiting count per service: one pipeline."""
+        """Current call per counter (in counter order) and waiting count per service: one pipeline.
+        Only the hall's configured counters are shown, whatever an older version let into Redis."""
         day = _day_prefix(hall.hall, now)
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(f"{day}calling")
@@ -186,7 +187,8 @@ class HallQueue:
             calling, *lengths = pipe.execute()
         except (redis.RedisError, OSError):
             raise Degraded("hall.board: state store unavailable") from None
-        calls = sorted((Call(_text(t), _text(c)) for c, t in calling.items()),
+        calls = sorted((call for call in (Call(_text(t), _text(c)) for c, t in calling.items())
+                        if call.counter in hall.counters),
                        key=lambda call: _counter_order(call.counter))
         return Board(calls, {s.service: int(n) for s, n in zip(hall.services, lengths)})
 

@@ -5,7 +5,11 @@ config does that and clears the folder when the master starts.
 
 Recording a request costs ≈6 µs in multiprocess mode (one counter and one histogram written to
 their mmap files): the labelled children are looked up once per (method, route, status) and
-kept, instead of through ``labels()`` on every request (≈10 µs). Each worker's resident memory
+kept, instead of through ``labels()`` on every request (≈10 µs). Labels are bounded whatever
+clients send: a method outside ``METHODS`` is counted as ``other`` and a request no route matched
+(404, or 405 for a method the route does not take) as route ``unmatched``, so odd methods or
+probed paths cannot grow the series (each one a file entry every scrape reads). The fold is one
+set lookup: no parsing, nothing allocated. Each worker's resident memory
 is a gauge, sampled at most every ``RSS_EVERY_SECONDS``: workers are not recycled
 (``app/serving/gunicorn_conf.py``), so this is where a leak would show.
 """
@@ -30,6 +34,9 @@ WORKER_RSS = Gauge("citycode_worker_resident_bytes", "Resident memory of each se
                    multiprocess_mode="liveall")
 RSS_EVERY_SECONDS = 15.0
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+OTHER_METHOD = "other"
+UNMATCHED_ROUTE = "unmatched"
 _children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 _rss_due = [0.0]
 
@@ -73,7 +80,7 @@ def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
     key = (method, route, status)
     pair = _children.get(key)
     if pair is None:
-        if len(_children) > 1000:  # methods are whatever clients send: keep the memo bounded
+        if len(_children) > 1000:  # labels are bounded, this memo too (a guard, never expected)
             _children.clear()
         pair = _children[key] = (REQUESTS.labels(method, route, str(status)), LATENCY.labels(route))
     return pair
@@ -90,8 +97,9 @@ def _sample_rss(now: float) -> None:
 
 def _observe(response: Response) -> Response:
     rule = request.url_rule
-    count, latency = _series(request.method, rule.rule if rule is not None else "unmatched",
-                             response.status_code)
+    method = request.method
+    count, latency = _series(method if method in METHODS else OTHER_METHOD,
+                             rule.rule if rule is not None else UNMATCHED_ROUTE, response.status_code)
     count.inc()
     now = time.perf_counter()
     started = g.get("metrics_started")

@@ -21,7 +21,7 @@ from app.city import CITY_TZ
 from app.db.models import Citizen, Credential, Issuer
 from app.errors import InvalidInput, NotFound, PermissionDenied
 from app.registry import citizens, entitlements, revocations
-from app.registry.credential_types import CREDENTIAL_TYPES
+from app.registry.credential_types import CREDENTIAL_TYPES, HOLDER_FIELDS, by_type
 from app.registry.pii import PiiVault
 
 ACTIVE, REVOKED = "active", "revoked"
@@ -165,22 +165,47 @@ def reveal_number(vault: PiiVault, credential: Credential) -> str:
     return vault.decrypt(credential.number_enc, _context(credential.id))
 
 
-def disclose(session: Session, vault: PiiVault, pseudonym: str, credential_types: Sequence[str],
-             now: datetime) -> list[dict[str, Any]]:
-    """In clear, for an approved and audited disclosure only: the citizen's credentials of
-    ``credential_types`` (in that order) still valid at ``now``, each with the holder's name and
-    ID number."""
+def disclose(session: Session, vault: PiiVault, pseudonym: str, fields: Sequence[str],
+             now: datetime) -> list[dict[str, Any]] | None:
+    """In clear, for an approved and audited disclosure only: the citizen's credentials of the
+    types ``fields`` name (qualified, ``"id_card.number"``; in their order) still valid at ``now``,
+    each with its id, its type and exactly the fields named for its type; the holder's name and ID
+    number only when named (``holder.name``, ``holder.id_number``). None when the citizen is not
+    active (suspended): nothing may leave."""
     citizen = session.scalars(select(Citizen).where(Citizen.pseudonym == pseudonym)).one_or_none()
-    if citizen is None:
-        return []
+    if citizen is None or citizen.status != citizens.ACTIVE:
+        return None
+    wanted = by_type(fields)
     valid = {c.id for c in valid_credentials(session, citizen.id, now)}
-    rows = [(c, issuer) for c, issuer in for_citizen(session, citizen.id) if c.id in valid]
-    personal = citizens.personal_data(vault, citizen)
-    holder = {"name": personal["name"], "id_number": personal["id_number"]}
-    return [{"credential_id": c.id, "type": c.type, "number": reveal_number(vault, c),
-             "attributes": dict(c.attributes), "issuer": issuer,
-             "valid_until": audit.utc(c.valid_until) if c.valid_until else None, "holder": holder}
-            for wanted in credential_types for c, issuer in rows if c.type == wanted]
+    rows = [(c, issuer) for c, issuer in for_citizen(session, citizen.id)
+            if c.id in valid and c.type in wanted]
+    holder: dict[str, Any] = {}
+    if any(name in HOLDER_FIELDS for names in wanted.values() for name in names) and rows:
+        personal = citizens.personal_data(vault, citizen)
+        holder = {"holder.name": personal["name"], "holder.id_number": personal["id_number"]}
+    released: list[dict[str, Any]] = []
+    for credential_type, names in wanted.items():
+        for credential, issuer in rows:
+            if credential.type == credential_type:
+                released.append(_released(vault, credential, issuer, names, holder))
+    return released
+
+
+def _released(vault: PiiVault, credential: Credential, issuer: str, names: Sequence[str],
+              holder: Mapping[str, Any]) -> dict[str, Any]:
+    item: dict[str, Any] = {"credential_id": credential.id, "type": credential.type}
+    for name in names:
+        if name == "number":
+            item["number"] = reveal_number(vault, credential)
+        elif name == "issuer":
+            item["issuer"] = issuer
+        elif name == "valid_until":
+            item["valid_until"] = audit.utc(credential.valid_until) if credential.valid_until else None
+        elif name == "attributes":
+            item["attributes"] = dict(credential.attributes)
+        elif name in holder:
+            item.setdefault("holder", {})[name.partition(".")[2]] = holder[name]
+    return item
 
 
 def get(session: Session, credential_id: str) -> Credential:

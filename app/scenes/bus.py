@@ -15,7 +15,7 @@ key's TTL only cleans up. A pseudonym holds no ``:``, so vehicle and citizen nev
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import redis
 
@@ -26,9 +26,6 @@ from app.records.stream import draft
 from app.records.sink import ScanRecords
 from app.scenes.atomic import replay_expiry, replay_key_for
 from app.scenes.base import ScanContext
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
 
 TAP_PREFIX = "cc:bus:tap:"
 
@@ -124,6 +121,6 @@ class BusScene:
         return Decision.deny(reason, claims, detail=_DETAILS.get(reason, reason))
 
 
-def build(rt: Runtime) -> BusScene:
-    return BusScene(rt.redis, FareTable.from_config(load("bus")),
-                    leeway=rt.settings.clock_leeway_seconds, records=rt.records)
+def build(client: "redis.Redis[bytes]", records: ScanRecords, *, leeway: int) -> BusScene:
+    """The city's bus scene: fares from ``bus.json``, taps kept in ``client``."""
+    return BusScene(client, FareTable.from_config(load("bus")), leeway=leeway, records=records)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import redis
 
@@ -40,9 +40,6 @@ from app.records.sink import ScanRecords
 from app.records.stream import draft
 from app.scenes.atomic import replay_expiry, replay_key_for
 from app.scenes.base import ScanContext, local_date
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
 
 _DAY_MARGIN_SECONDS = 3600
 
@@ -240,11 +237,12 @@ def admission(spot: str, remaining: int | bytes | str) -> dict[str, Any]:
     return {"admission": {"spot": spot, "remaining": max(int(remaining), 0)}}
 
 
-def build(rt: Runtime) -> ScenicScene:
-    return ScenicScene(rt.redis, city_config(), leeway=rt.settings.clock_leeway_seconds,
-                       records=rt.records)
+def build(client: "redis.Redis[bytes]", records: ScanRecords, *, leeway: int) -> ScenicScene:
+    """The city's scenic scene: spots from ``scenic.json``, admissions kept in ``client``."""
+    return ScenicScene(client, city_config(), leeway=leeway, records=records)
 
 
-def directory(rt: Runtime) -> ScenicDirectory:
-    """The directory on the scan clock, so the admin's "today" is the turnstiles' today."""
-    return ScenicDirectory(rt.redis, city_config(), clock=lambda: rt.scans.clock())
+def directory(client: "redis.Redis[bytes]", clock: Callable[[], float]) -> ScenicDirectory:
+    """The city's spots for the admin; give it the scan clock, so the admin's "today" is the
+    turnstiles' today."""
+    return ScenicDirectory(client, city_config(), clock=clock)

@@ -1,7 +1,8 @@
 """A scan, end to end: the verification core's check, then the policy of the terminal's kind.
 
-Each terminal kind with a policy has a scene module exposing ``build(rt) -> Scene``; a kind
-without one (hall terminals at /v1/verify) just claims first use. Every decision is recorded in
+Each terminal kind with a policy has a scene (``app.scenes.bus``, ``metro``, ``scenic``), handed
+in by the composition root (``app.compose``); a kind without one (hall terminals at /v1/verify)
+just claims first use. Every decision is recorded in
 the scan-record stream by the Lua script that decides it, or, for a deny decided before any
 script, by one XADD (``app.records``): nothing is written to SQL on the scan path. Observers are
 in-process hooks (tests, instrumentation) that see every decision after it was made.
@@ -17,13 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from app.codes.decision import Decision
 from app.codes.errors import Degraded
 from app.records.sink import ScanRecords, TrustMoved
-from app.runtime import Runtime
 from app.scenes.base import ScanContext, Scene
+from app.verification.online import OnlineVerifier
 from app.verification.retries import Attempt, RetryMemory, fingerprint
 
 log = logging.getLogger(__name__)
@@ -33,26 +34,19 @@ Observer = Callable[[ScanContext, Decision], None]
 MAX_TRUST_ROUNDS = 3  # catching up twice in one scan means the feed moves faster than we read
 
 
-def build_scenes(rt: Runtime) -> dict[str, Scene]:
-    from app.scenes import bus, metro, scenic
-
-    built = [module.build(rt) for module in (bus, metro, scenic)]
-    return {scene.kind: scene for scene in built}
-
-
 class ScanService:
-    def __init__(self, rt: Runtime, scenes: Mapping[str, Scene] | None = None,
-                 observers: list[Observer] | None = None, clock: Callable[[], float] = time.time,
-                 records: ScanRecords | None = None) -> None:
-        self.verifier = rt.verifier
-        self.records = rt.records if records is None else records
-        self.scenes = dict(build_scenes(rt) if scenes is None else scenes)
+    """``verifier`` checks, ``records`` records what no scene decides, ``scenes`` by terminal
+    kind, ``retries`` remembers answers by ``request_id``; ``clock`` is the scan clock."""
+
+    def __init__(self, verifier: OnlineVerifier, records: ScanRecords, scenes: Iterable[Scene],
+                 retries: RetryMemory, observers: list[Observer] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.verifier = verifier
+        self.records = records
+        self.scenes = {scene.kind: scene for scene in scenes}
         self.observers = list(observers) if observers is not None else []
         self.clock = clock
-        settings = rt.settings
-        self.retries = RetryMemory(rt.redis, leeway=settings.clock_leeway_seconds,
-                                   fallback_seconds=settings.code_ttl_seconds + 2 * settings.clock_leeway_seconds,
-                                   wall=self.verifier.core.clock)
+        self.retries = retries
 
     def context(self, terminal_id: str, kind: str, site: Mapping[str, str],
                 direction: str | None = None) -> ScanContext:

@@ -30,10 +30,11 @@ from sqlalchemy import select
 from app.city import CITY_TZ
 from app.codes.mint import mint
 from app.codes.trust import StaticTrust
+from app.db import Database
 from app.db.models import Credential
 from app.errors import PermissionDenied
 from app.registry import citizens, credentials
-from app.runtime import Runtime
+from app.signing.keyring import KeyRingCache
 from app.verification.trust_feed import FeedTrust
 
 ISSUER = "cc"  # the `iss` of every code; short, because every byte grows the QR
@@ -75,18 +76,19 @@ def usable_until(now: float, bound: float, windows: list[tuple[datetime | None, 
 
 
 class MintingFacts:
-    """Per-process cache of ``Facts`` by citizen id (thread-safe: one dict, whole-value swaps)."""
+    """Per-process cache of ``Facts`` by citizen id (thread-safe: one dict, whole-value swaps),
+    read from ``db``, checked against ``feed`` (minting's own), kept at most ``bound_seconds``."""
 
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.bound = float(rt.settings.mint_cache_seconds)
-        self.feed = FeedTrust(rt.db, rt.redis)
+    def __init__(self, db: Database, feed: FeedTrust, *, bound_seconds: float) -> None:
+        self.db = db
+        self.bound = float(bound_seconds)
+        self.feed = feed
         self._entries: dict[str, Facts] = {}
         self._lock = threading.Lock()
 
     def _read(self, citizen_id: str, now: float) -> Facts:
         """From the database; 403 for a suspended citizen."""
-        with self.rt.db.session() as session:
+        with self.db.session() as session:
             citizen = citizens.get(session, citizen_id)
             if citizen.status != citizens.ACTIVE:
                 raise PermissionDenied("This citizen is suspended; no code can be issued.")
@@ -126,14 +128,23 @@ class MintingFacts:
         return facts.pseudonym, held
 
 
-def code_for(rt: Runtime, citizen_id: str, now: float | None = None) -> FreshCode:
-    """Mint a code for an active citizen. Suspended citizens get no code (403)."""
-    now = time.time() if now is None else now
-    pseudonym, entitlements = rt.minting.get(citizen_id, now)
-    ttl = rt.settings.code_ttl_seconds
-    minted = mint(rt.keys.get(), issuer=ISSUER, subject=pseudonym, entitlements=entitlements,
-                  ttl_seconds=ttl, now=now)
-    # Refresh well before expiry so a code shown at a gate is never seconds from expiring.
-    refresh = minted.issued_at + max(5, ttl * 2 // 3)
-    return FreshCode(minted.code, datetime.fromtimestamp(minted.expires_at, timezone.utc),
-                     datetime.fromtimestamp(refresh, timezone.utc))
+class Minter:
+    """Mints citizens' codes: ``facts`` for who they are and what they hold, the current key of
+    ``keys``, a lifetime of ``ttl_seconds``."""
+
+    def __init__(self, facts: MintingFacts, keys: KeyRingCache, *, ttl_seconds: int) -> None:
+        self.facts = facts
+        self.keys = keys
+        self.ttl_seconds = ttl_seconds
+
+    def code_for(self, citizen_id: str, now: float | None = None) -> FreshCode:
+        """Mint a code for an active citizen. Suspended citizens get no code (403)."""
+        now = time.time() if now is None else now
+        pseudonym, entitlements = self.facts.get(citizen_id, now)
+        ttl = self.ttl_seconds
+        minted = mint(self.keys.get(), issuer=ISSUER, subject=pseudonym, entitlements=entitlements,
+                      ttl_seconds=ttl, now=now)
+        # Refresh well before expiry so a code shown at a gate is never seconds from expiring.
+        refresh = minted.issued_at + max(5, ttl * 2 // 3)
+        return FreshCode(minted.code, datetime.fromtimestamp(minted.expires_at, timezone.utc),
+                         datetime.fromtimestamp(refresh, timezone.utc))

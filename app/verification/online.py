@@ -12,10 +12,10 @@ import redis
 
 from app.codes.decision import Decision
 from app.codes.errors import Degraded
-from app.codes.replay import RedisReplayStore
+from app.codes.replay import ReplayStore
 from app.codes.trust import StaticTrust
 from app.codes.verify import Verifier
-from app.runtime import Runtime
+from app.signing.keyring import KeyRingCache
 from app.verification.issuing import ISSUER
 from app.verification.trust_feed import FeedTrust
 
@@ -54,15 +54,14 @@ class _RequestTrust:
 
 
 class OnlineVerifier:
-    """One per process: shares the core's header cache and the feed across threads."""
+    """One per process: shares the core's header cache and the feed across threads. ``keys`` is
+    the current key ring, ``feed`` the trust state, ``replay`` where first use is claimed."""
 
-    def __init__(self, rt: Runtime) -> None:
-        keys = rt.keys
-        settings = rt.settings
-        self.feed = FeedTrust(rt.db, rt.redis)
-        self.core = Verifier(lambda: keys.get().verification_keys, _RequestTrust(self.feed),
-                             RedisReplayStore(rt.redis), ISSUER, max_ttl=settings.code_ttl_seconds,
-                             leeway=settings.clock_leeway_seconds)
+    def __init__(self, keys: KeyRingCache, feed: FeedTrust, replay: ReplayStore, *, max_ttl: int,
+                 leeway: int) -> None:
+        self.feed = feed
+        self.core = Verifier(lambda: keys.get().verification_keys, _RequestTrust(feed), replay, ISSUER,
+                             max_ttl=max_ttl, leeway=leeway)
 
     def check(self, code: str) -> Decision:
         """Authenticity, time and trust, without claiming first use."""

@@ -19,12 +19,15 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from app import compose
 from app.audit import log as audit
 from app.audit.models import AuditEntry
 from app.config import Settings
 from app.db.models import Citizen
-from app.errors import Gone
+from app.errors import Conflict, Gone
 from app.hall.disclosure import DisclosureDesk
+from app.hall.disclosure_store import DisclosureStore
+from app.registry import citizens
 from app.runtime import Runtime
 from tests.helpers import ADMIN, bearer, code, credential, drain, enrol, issuer, redis_unreachable
 from tests.ids import resident_id
@@ -73,7 +76,8 @@ def rt(app: Flask) -> Runtime:
 def desk_clock(rt: Runtime) -> DeskClock:
     """Replace the runtime's desk with one on an injected clock (before the first request)."""
     clock = DeskClock(time.time())
-    rt.__dict__["disclosures"] = DisclosureDesk(rt, ttl_seconds=TTL, clock=clock)
+    rt.disclosures = DisclosureDesk(rt.scans, rt.verifier, rt.records, DisclosureStore(rt.redis), rt.db, rt.vault,
+                                    ttl_seconds=TTL, clock=clock)
     return clock
 
 
@@ -99,14 +103,16 @@ def officer(client: FlaskClient) -> Officer:
 
 
 def _ask(client: FlaskClient, officer: Officer, scanned: str, types: Any = ("id_card",),
-         purpose: str = PURPOSE) -> Any:
-    return client.post("/v1/disclosures", headers=bearer(officer.token),
-                       json={"code": scanned, "credential_types": list(types), "purpose": purpose})
+         purpose: str = PURPOSE, fields: Any = None) -> Any:
+    body = {"code": scanned, "credential_types": list(types), "purpose": purpose}
+    if fields is not None:
+        body["fields"] = fields
+    return client.post("/v1/disclosures", headers=bearer(officer.token), json=body)
 
 
 def _request(client: FlaskClient, officer: Officer, holder: Holder,
-             types: Any = ("id_card", "social_security_card")) -> str:
-    response = _ask(client, officer, code(client, holder.app_token), types)
+             types: Any = ("id_card", "social_security_card"), fields: Any = None) -> str:
+    response = _ask(client, officer, code(client, holder.app_token), types, fields=fields)
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     assert body["status"] == "pending" and body["expires_at"]
@@ -174,7 +180,8 @@ def test_approved_request_is_read_once_with_decrypted_data_then_gone(
     assert by_type["id_card"]["issuer"] == "青岛市公安局"
     social = by_type["social_security_card"]
     assert (social["number"], social["attributes"], social["issuer"]) == (SOCIAL_NUMBER, {"bank": "青岛银行"}, "青岛市人社局")
-    assert social["holder"] == {"name": NAME, "id_number": holder.id_number}
+    assert by_type["id_card"]["holder"] == {"name": NAME, "id_number": holder.id_number}
+    assert "holder" not in social  # the holder's identity comes with the ID card, not with every card
 
     second = _read(client, officer, disclosure_id)
     assert second.status_code == 410 and second.mimetype == "application/problem+json"
@@ -237,7 +244,8 @@ def test_no_personal_data_reaches_the_database_file_or_redis_in_clear(
 def test_the_request_lifetime_comes_from_the_settings(
         rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder) -> None:
     rt.settings = rt.settings.with_overrides(disclosure_ttl_seconds=120)
-    rt.__dict__.pop("disclosures", None)
+    rt.disclosures = compose.assemble(rt.settings, db=rt.db, client=rt.redis, keystore=rt.keystore, keys=rt.keys,
+                                      vault=rt.vault).disclosures
     before = time.time()
     response = _ask(client, officer, code(client, holder.app_token))
     expires_at = datetime.fromisoformat(response.get_json()["expires_at"]).timestamp()
@@ -435,3 +443,163 @@ def test_a_read_that_cannot_be_audited_discloses_nothing_and_is_not_lost(
     monkeypatch.setattr(audit, "append", real_append)
     assert _read(client, officer, disclosure_id).get_json()["status"] == "approved"
     assert [e.action for e in _audit(rt, holder)].count("disclosure_read") == 1
+
+
+# -- exactly what was asked for, seen and approved ---------------------------------------------------
+def _approved_read(client: FlaskClient, officer: Officer, holder: Holder, types: Any,
+                   fields: Any = None) -> tuple[str, dict[str, dict[str, Any]], str]:
+    disclosure_id = _request(client, officer, holder, types, fields)
+    assert _answer(client, holder.app_token, disclosure_id, "approve").status_code == 200
+    response = _read(client, officer, disclosure_id)
+    assert response.status_code == 200 and response.get_json()["status"] == "approved"
+    return disclosure_id, {c["type"]: c for c in response.get_json()["credentials"]}, response.get_data(as_text=True)
+
+
+def test_a_read_releases_only_the_named_fields(client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    _, by_type, raw = _approved_read(client, officer, holder, ("id_card", "social_security_card"),
+                                     ["social_security_card.number", "id_card.holder.name"])
+    assert by_type == {
+        "id_card": {"credential_id": holder.credential_ids["id_card"], "type": "id_card", "holder": {"name": NAME}},
+        "social_security_card": {"credential_id": holder.credential_ids["social_security_card"],
+                                 "type": "social_security_card", "number": SOCIAL_NUMBER}}
+    assert holder.id_number not in raw and "青岛银行" not in raw and "青岛市" not in raw
+
+
+def test_types_alone_release_no_holder_identity_unless_the_type_is_the_id_card(
+        client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    _, by_type, raw = _approved_read(client, officer, holder, ("social_security_card", "business_licence"))
+    assert set(by_type) == {"social_security_card", "business_licence"}
+    for item in by_type.values():
+        assert set(item) == {"credential_id", "type", "number", "issuer", "valid_until", "attributes"}
+    assert NAME not in raw and holder.id_number not in raw
+
+    _, by_type, _ = _approved_read(client, officer, holder, ("id_card",))
+    assert by_type["id_card"]["holder"] == {"name": NAME, "id_number": holder.id_number}
+
+
+def test_holder_identity_can_be_asked_for_with_any_credential(
+        client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    _, by_type, _ = _approved_read(client, officer, holder, ("business_licence",),
+                                   ["business_licence.number", "business_licence.holder.id_number"])
+    assert by_type["business_licence"] == {
+        "credential_id": holder.credential_ids["business_licence"], "type": "business_licence",
+        "number": LICENCE_NUMBER, "holder": {"id_number": holder.id_number}}
+
+
+def test_the_pending_request_lists_exactly_the_fields_asked_for(
+        client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    asked = _ask(client, officer, code(client, holder.app_token), ("id_card", "social_security_card"),
+                 fields=["social_security_card.number", "id_card.holder.name", "id_card.holder.name"])
+    assert asked.status_code == 201, asked.get_json()
+    in_order = ["id_card.holder.name", "social_security_card.number"]  # type order, duplicates dropped
+    assert asked.get_json()["fields"] == in_order
+    disclosure_id = _request(client, officer, holder, ("social_security_card",))
+    shown = {d["disclosure_id"]: d for d in _pending(client, holder.app_token)}
+    assert shown[asked.get_json()["disclosure_id"]]["fields"] == in_order
+    assert shown[disclosure_id]["fields"] == [  # the defaults, shown as such: no holder identity
+        "social_security_card.number", "social_security_card.issuer", "social_security_card.valid_until",
+        "social_security_card.attributes"]
+    assert _read(client, officer, disclosure_id).get_json()["fields"] == shown[disclosure_id]["fields"]
+
+
+def test_the_audit_log_and_history_record_which_fields_left(
+        rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    fields = ["id_card.number", "id_card.holder.name", "id_card.holder.id_number", "social_security_card.number"]
+    disclosure_id, _, _ = _approved_read(client, officer, holder, ("id_card", "social_security_card"), fields)
+    entries = _audit(rt, holder)
+    assert [e.action for e in entries] == ["disclosure_requested", "disclosure_approved", "disclosure_read"]
+    assert all(e.details["fields"] == fields for e in entries)
+    assert entries[-1].details["disclosed"] == [
+        {"type": "id_card", "credential_id": holder.credential_ids["id_card"],
+         "fields": ["number", "holder.name", "holder.id_number"]},
+        {"type": "social_security_card", "credential_id": holder.credential_ids["social_security_card"],
+         "fields": ["number"]}]
+    read, approved, requested = _history(client, holder)[:3]
+    assert (read["action"], read["disclosure_id"]) == ("disclosure_read", disclosure_id)
+    assert read["disclosed_fields"] == fields
+    assert approved["fields"] == requested["fields"] == read["fields"] == fields
+
+
+def test_a_credential_gone_by_the_read_is_not_counted_as_released(
+        rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    disclosure_id = _request(client, officer, holder, ("id_card", "social_security_card"),
+                             ["id_card.holder.name", "social_security_card.number"])
+    _answer(client, holder.app_token, disclosure_id, "approve")
+    client.post(f"/v1/issuer/credentials/{holder.credential_ids['social_security_card']}/revoke",
+                headers=bearer(holder.issuer_tokens["social_security_card"]), json={})
+    assert [c["type"] for c in _read(client, officer, disclosure_id).get_json()["credentials"]] == ["id_card"]
+    assert _history(client, holder)[0]["disclosed_fields"] == ["id_card.holder.name"]
+
+
+@pytest.mark.parametrize(("types", "fields", "problem"), [
+    (["id_card"], ["id_card.password"], "unknown field: id_card.password"),
+    (["id_card"], ["passport_of_mars.number"], "unknown field"), (["id_card"], ["holder.name"], "unknown field"),
+    (["id_card"], ["id_card"], "unknown field"), (["id_card"], ["id_card.holder"], "unknown field"),
+    (["id_card"], ["business_licence.number"], "not among the requested credential_types"),
+    (["id_card", "social_security_card"], ["id_card.number"], "at least one field of social_security_card"),
+    (["id_card"], [], ""), (["id_card"], [""], ""), (["id_card"], [3], ""), (["id_card"], "id_card.number", "")])
+def test_unknown_or_foreign_fields_are_422_and_do_not_spend_the_code(
+        client: FlaskClient, officer: Officer, holder: Holder, types: list[str], fields: Any, problem: str) -> None:
+    scanned = code(client, holder.app_token)
+    response = _ask(client, officer, scanned, types, fields=fields)
+    assert response.status_code == 422 and response.mimetype == "application/problem+json"
+    assert problem in str(response.get_json()["errors"]["fields"])
+    asked = _ask(client, officer, scanned, ["id_card"], fields=["id_card.number"])
+    assert asked.status_code == 201, asked.get_json()
+
+
+# -- suspension withdraws what has not left ------------------------------------------------------------
+def _suspend(client: FlaskClient, holder: Holder) -> None:
+    response = client.post(f"/v1/admin/citizens/{holder.citizen_id}/suspend", headers=ADMIN, json={})
+    assert response.status_code == 200, response.get_json()
+
+
+def test_suspending_the_citizen_withdraws_pending_and_approved_unread_requests(
+        rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    already_read = _request(client, officer, holder)
+    _answer(client, holder.app_token, already_read, "approve")
+    assert _read(client, officer, already_read).status_code == 200
+    approved = _request(client, officer, holder)
+    _answer(client, holder.app_token, approved, "approve")
+    pending = _request(client, officer, holder)
+
+    _suspend(client, holder)
+    assert rt.disclosures.pending_for(holder.citizen_id) == []
+    assert _read(client, officer, approved).get_json() == {"disclosure_id": approved, "status": "withdrawn"}
+    assert _read(client, officer, pending).get_json() == {"disclosure_id": pending, "status": "withdrawn"}
+    with pytest.raises(Conflict, match="withdrawn"):
+        rt.disclosures.answer(holder.citizen_id, pending, True)
+    assert _read(client, officer, already_read).status_code == 410
+    with rt.db.session() as session:
+        withdrawn = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "disclosure_withdrawn")))
+    assert sorted(e.details["disclosure_id"] for e in withdrawn) == sorted([approved, pending])
+    assert all((e.actor_kind, e.reason) == ("admin", "citizen_suspended") for e in withdrawn)
+
+    client.post(f"/v1/admin/citizens/{holder.citizen_id}/restore", headers=ADMIN, json={})
+    assert _read(client, officer, approved).get_json()["status"] == "withdrawn"  # restoring revives nothing
+    shown = [h for h in _history(client, holder) if h["action"] == "disclosure_withdrawn"]
+    assert sorted(h["disclosure_id"] for h in shown) == sorted([approved, pending])
+
+
+def test_a_read_after_suspension_releases_nothing_even_if_the_withdrawal_was_missed(
+        rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder) -> None:
+    disclosure_id = _request(client, officer, holder)
+    _answer(client, holder.app_token, disclosure_id, "approve")
+    with rt.db.session() as session:  # suspended while Redis was away: nothing withdrawn there
+        citizens.set_status(session, holder.citizen_id, citizens.SUSPENDED, None, admin_id="admin")
+    body = _read(client, officer, disclosure_id).get_json()
+    assert body == {"disclosure_id": disclosure_id, "status": "withdrawn"}
+    assert _read(client, officer, disclosure_id).get_json()["status"] == "withdrawn"
+    last = _audit(rt, holder)[-1]
+    assert (last.action, last.actor_kind, last.reason) == ("disclosure_withdrawn", "system", "citizen_suspended")
+    assert "disclosure_read" not in [e.action for e in _audit(rt, holder)]
+
+
+def test_a_request_stored_before_fields_were_named_reads_with_the_type_defaults(
+        rt: Runtime, client: FlaskClient, officer: Officer, holder: Holder,
+        redis_client: "redis.Redis[bytes]") -> None:
+    disclosure_id = _request(client, officer, holder, ("social_security_card",))
+    redis_client.hdel(f"cc:disclosure:{disclosure_id}", "fields")
+    _answer(client, holder.app_token, disclosure_id, "approve")
+    [item] = _read(client, officer, disclosure_id).get_json()["credentials"]
+    assert set(item) == {"credential_id", "type", "number", "issuer", "valid_until", "attributes"}

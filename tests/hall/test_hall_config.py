@@ -49,7 +49,9 @@ def test_prefixes_are_single_letters_unique_within_each_hall() -> None:
 def test_counters_serve_their_configured_services_or_all() -> None:
     city = directory().get("city")
     assert [s.service for s in city.services_for("3")] == ["household", "entry_exit"]
-    assert city.services_for("99") == city.services  # a counter the plan does not name
+    with pytest.raises(InvalidInput) as raised:
+        city.services_for("99")  # a counter the plan does not name does not exist
+    assert "counter" in raised.value.errors
     shinan = directory().get("shinan")
     assert shinan.services_for("7") == shinan.services  # "*": a general window
     street = directory().get("shinan-01")  # the township plan's agriculture is skipped in a street
@@ -70,6 +72,8 @@ def test_unknown_hall_and_service_are_domain_errors() -> None:
     lambda c: c["halls"][0].update(services=["household", "no_such_service"]),
     lambda c: c["halls"][0]["counters"].update({"1": ["tax", "typo"]}),
     lambda c: c["halls"][0]["counters"].update({"1": []}),
+    lambda c: c["halls"][0].update(counters={}),                              # nobody could call
+    lambda c: c["townships"].update(counters={}),
     lambda c: c["halls"][1].update(hall="城市"),
     lambda c: c["halls"].append(dict(c["halls"][0])),
     lambda c: c["services"]["household"].update(prefix="AA"),

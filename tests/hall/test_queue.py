@@ -158,7 +158,7 @@ def test_a_counter_terminal_acts_only_for_its_own_counter(city_hall: HallDriver,
     issued(city_hall, citizen_code())
     status, body = city_hall.act("call", city_hall.counter("1"), counter="2")
     assert status == 403, body
-    status, body = city_hall.act("call", city_hall.kiosk, counter="2")  # floor console: any counter
+    status, body = city_hall.act("call", city_hall.counter("2"), counter="2")
     assert (status, body["counter"]) == (200, "2")
 
 
@@ -191,6 +191,8 @@ def test_a_counter_calls_the_oldest_across_the_services_it_serves(city_hall: Hal
     assert [city_hall.act("call", window, counter="3")[1]["ticket"] for _ in range(3)] == ["H001", "A001", "H002"]
     assert city_hall.act("call", window, counter="3")[0] == 404
     status, body = city_hall.act("call", window, counter="3", service="social_security")
+    assert status == 403, body  # not in counter 3's plan: B001 stays for a counter that serves it
+    status, body = city_hall.act("call", city_hall.counter("4"), counter="4", service="social_security")
     assert (status, body["ticket"]) == (200, "B001")
 
 
@@ -255,19 +257,18 @@ def test_parallel_kiosk_scans_get_distinct_consecutive_numbers(app: Flask, city_
 
 def test_redis_down_denies_degraded_and_gives_no_ticket(city_hall: HallDriver, runtime: Runtime,
                                                         citizen_code: Codes) -> None:
-    scanned = citizen_code()
+    scanned, window = citizen_code(), city_hall.counter("1")
     with redis_unreachable(city_hall.client.application):
         assert denied(city_hall, scanned) == "degraded"
         assert city_hall.client.get("/v1/halls/city/board").status_code == 503
-        assert city_hall.act("call", city_hall.kiosk, counter="1")[0] == 503
+        assert city_hall.act("call", window, counter="1")[0] == 503
     assert city_hall.board()["waiting"]["household"] == 0
     assert issued(city_hall, scanned)["ticket"] == "A001"
 
 
 def test_queue_store_failure_after_a_good_check_is_a_degraded_deny(runtime: Runtime, clock: ScanClock,
                                                                     citizen_code: Codes) -> None:
-    desk = HallDesk(runtime)
-    desk.queue = HallQueue(dead_redis())
+    desk = HallDesk(runtime.scans, runtime.verifier, HallQueue(dead_redis()))
     seen: list[Decision] = []
     runtime.scans.observers.append(lambda ctx, decision: seen.append(decision))
     kiosk = TerminalInfo("trm_kiosk", "hall", {"hall": "city"})

@@ -35,7 +35,7 @@ from app.scenes.metro.network import Network, UnknownStation, default_network
 from app.scenes.metro.trips import TripStore
 
 if TYPE_CHECKING:
-    from app.runtime import Runtime
+    import redis
 
 __all__ = ["MetroScene", "build", "trip_expiry_seconds"]
 
@@ -117,11 +117,11 @@ def trip_expiry_seconds(config: Mapping[str, Any]) -> int:
     return value
 
 
-def build(rt: Runtime) -> MetroScene:
+def build(client: "redis.Redis[bytes]", records: ScanRecords, *, leeway: int) -> MetroScene:
+    """The city's metro scene: network and fares from ``metro.json``, trips kept in ``client``."""
     config = load("metro")
-    trips = TripStore(rt.redis, expiry_seconds=trip_expiry_seconds(config),
-                      leeway=rt.settings.clock_leeway_seconds, records=rt.records)
-    return MetroScene(default_network(), FareTable.from_config(config.get("fares")), trips, rt.records)
+    trips = TripStore(client, expiry_seconds=trip_expiry_seconds(config), leeway=leeway, records=records)
+    return MetroScene(default_network(), FareTable.from_config(config.get("fares")), trips, records)
 
 
 def city_fares() -> MetroScene:
