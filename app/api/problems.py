@@ -91,7 +91,9 @@ def handle_http_exception(error: HTTPException) -> Response:
 def handle_domain_error(error: errors.DomainError) -> Response:
     status = next((code for cls, code in _STATUS_FOR.items() if isinstance(error, cls)), 400)
     errors_ = error.errors if isinstance(error, errors.InvalidInput) else None
-    return problem(status, error.title, error.detail, errors_=errors_)
+    retry_after = error.extra.get("retry_after")
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return problem(status, error.title, error.detail, errors_=errors_, headers=headers)
 
 
 def handle_unexpected(error: Exception) -> Response:

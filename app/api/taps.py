@@ -157,11 +157,16 @@ class TapsOut(ma.Schema):
 @blp.arguments(TapsIn)
 @blp.response(200, TapsOut)
 @blp.alt_response(413, **problem_doc("The body is over CITYCODE_TAPS_MAX_BODY_BYTES (2 MiB)"))
+@blp.alt_response(503, **problem_doc(
+    "Not confirmed in time (the record writer is behind or down, or Redis is unreachable); "
+    "send the batch again after `Retry-After` seconds: nothing is stored twice"))
 def upload(body: dict[str, Any]) -> dict[str, Any]:
     """Store 1..1000 journaled decisions; each `(terminal, seq)` once, however often, in whatever
     order and batches it is sent (a resend with other content stays a duplicate and is reported
     as `seq_conflict`). A batch with any invalid record is 422 with per-record `errors` and
-    stores nothing. Answered only after the batch is committed."""
+    stores nothing. Answered only after the batch is committed (by the record writer, which
+    commits the uploads waiting together); 503 with `Retry-After` when that does not happen
+    within a few seconds."""
     rt = runtime()
     terminal = rt.terminals.get(current_principal().principal_id)
-    return rt.taps.upload(terminal, body["records"], time.time()).to_dict()
+    return rt.taps.submit(terminal, body["records"], time.time())

@@ -12,7 +12,9 @@ import redis
 from app.config import ConfigError, Settings
 from app.db import Database
 from app.ops import logs
+from app.records.taps import TapUploads
 from app.records.writer import RecordWriter
+from app.taps import TapDesk
 from app.signing.keyring import KeyRingCache, KeyStore
 
 log = logging.getLogger("citycode.records")
@@ -38,10 +40,13 @@ def main() -> int:
     # The key ring signs audit tree heads (the current key, as for codes; app.audit.tree_store).
     keys = KeyRingCache(KeyStore(settings.resolved_keys_dir,
                                  retire_after_seconds=settings.code_ttl_seconds + settings.clock_leeway_seconds))
+    # Tap uploads (POST /v1/taps) are written here too, from the stream cc:taps (app.records.taps).
+    taps = TapUploads(client, TapDesk(database, client, settings))
     writer = RecordWriter(client, database, stream=settings.records_stream, batch=settings.records_batch,
                           block_ms=settings.records_block_ms, keys=keys,
                           head_seconds=settings.audit_head_seconds,
-                          leaf_seconds=settings.audit_head_seconds)  # a leaf per head, not per batch
+                          leaf_seconds=settings.audit_head_seconds,  # a leaf per head, not per batch
+                          taps=taps)
     log.info("record writer started", extra={"stream": settings.records_stream})
     try:
         writer.run(stopping.is_set)

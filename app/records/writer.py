@@ -24,6 +24,11 @@ over new leaves. ``drain`` seals at the end, so the newest head covers every row
 without a key ring (``keys=None``) appends leaves only; the next writer with keys signs a head
 over all of them.
 
+Tap uploads. Given ``taps`` (``app.records.taps.TapUploads``; ``python -m app.records`` always
+does), the same blocking read also waits on ``cc:taps``, and each step writes the uploads waiting
+after the scan batch, in their own transaction (group commit), answering each upload's worker
+after the commit. ``scans=False`` makes a writer of tap uploads only (the tests' writer).
+
 Crash cases. Killed between commit and XACK: the records stay pending in the group; the next
 writer reclaims them (XAUTOCLAIM, at start and then every ``reclaim_seconds`` for entries idle that
 long) and finds their ids stored: acknowledged, not doubled. Redis restarted from its AOF: the
@@ -38,7 +43,7 @@ import os
 import socket
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import redis
 from prometheus_client import Counter
@@ -51,6 +56,9 @@ from app.records.complete import Completions
 from app.records.stream import DEFAULT_STREAM, GROUP, ScanRecord
 from app.signing.keyfiles import KeyFileError
 from app.signing.keyring import KeyRingCache
+
+if TYPE_CHECKING:
+    from app.records.taps import TapUploads
 
 log = logging.getLogger("citycode.records")
 
@@ -86,7 +94,8 @@ class RecordWriter:
                  reclaim_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic,
                  completions: Completions | None = None, keys: KeyRingCache | None = None,
                  head_seconds: float = 1.0, wall: Callable[[], float] = time.time,
-                 leaf_seconds: float = 0.0) -> None:
+                 leaf_seconds: float = 0.0, taps: "TapUploads | None" = None,
+                 scans: bool = True) -> None:
         self.client = client
         self.db = db
         self.stream = stream
@@ -100,6 +109,8 @@ class RecordWriter:
         self.head_seconds = head_seconds
         self.wall = wall
         self.leaf_seconds = leaf_seconds
+        self.taps = taps  # tap uploads (``cc:taps``), read in the same blocking call
+        self.scans = scans or taps is None  # False: tap uploads only (a writer of its own for them)
         self._next_reclaim = 0.0
         self._reclaim_idle_ms = 0  # at start: whatever is pending was left by a writer that died
         self._next_head = 0.0  # wall clock: the next batch may sign a head from then on
@@ -110,20 +121,29 @@ class RecordWriter:
         """Create the consumer group (and the stream) unless they exist; reading from the start,
         so records appended before the first writer ran are drained too."""
         try:
-            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+            if self.scans:
+                self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+        if self.taps is not None:
+            self.taps.ensure_group()
 
     def step(self, block: bool = True) -> int:
-        """Write one batch (reclaimed pending entries first, when due); the number of entries
-        taken off the stream (0 when it was empty)."""
-        entries = self._reclaim()
-        if not entries:
-            entries = self._read(block)
+        """Write one batch (reclaimed pending entries first, when due) and, with ``taps``, the
+        tap uploads waiting (after the scans: an online scan drained first is seen by the
+        uploads' anomaly and supersession rules); the number of entries taken off the streams
+        (0 when they were empty)."""
+        entries = self._reclaim() if self.scans else []
+        uploads = self.taps.reclaim(self.consumer) if self.taps is not None else []
+        if not entries and not uploads:
+            entries, uploads = self._read_both(block) if self.taps is not None else (self._read(block), [])
         if entries:
             self.write(entries)
-        return len(entries)
+        if uploads:
+            assert self.taps is not None
+            self.taps.write(uploads)
+        return len(entries) + len(uploads)
 
     def write(self, entries: list[Entry]) -> None:
         """Append ``entries`` in one transaction, then acknowledge and delete them."""
@@ -186,14 +206,15 @@ class RecordWriter:
         """Write until the stream has nothing pending or new, then seal (a test and shutdown
         hook): the newest head then covers every entry."""
         self.ensure_group()
-        self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
+        self._restart()
         total = 0
         for _ in range(max_steps):
             taken = self.step(block=False)
             if not taken:
                 break
             total += taken
-        self.seal(force=True)
+        if self.scans:
+            self.seal(force=True)
         return total
 
     def run(self, stopping: Callable[[], bool]) -> None:
@@ -204,7 +225,7 @@ class RecordWriter:
                 self.ensure_group()
                 while not stopping():
                     self.step()
-                    if self.clock() >= self._next_seal:
+                    if self.scans and self.clock() >= self._next_seal:
                         self.seal()
                     delay = 0.1
             except (redis.RedisError, OSError) as exc:
@@ -213,11 +234,16 @@ class RecordWriter:
                 log.exception("record writer: batch not written; retrying")
             # What this writer had read stays pending (perhaps committed, not acknowledged): take
             # it back at once. Safe even if another writer held it: record ids are stored once.
-            self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
+            self._restart()
             if stopping():
                 return
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+    def _restart(self) -> None:
+        self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
+        if self.taps is not None:
+            self.taps.restart()
 
     # -- reading --------------------------------------------------------------------------------
     def _read(self, block: bool) -> list[Entry]:
@@ -230,6 +256,28 @@ class RecordWriter:
             self.ensure_group()  # Redis lost the group (restarted without its data): start over
             return []
         return _entries(reply)
+
+    def _read_both(self, block: bool) -> tuple[list[Entry], list[Entry]]:
+        """New scan records (unless ``scans`` is off) and new tap uploads in one call, which
+        returns as soon as either stream has something."""
+        assert self.taps is not None
+        streams = {self.stream: ">"} if self.scans else {}
+        streams[self.taps.stream] = ">"
+        try:
+            reply = self.client.xreadgroup(GROUP, self.consumer, streams, count=self.batch,
+                                           block=self.block_ms if block else None)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self.ensure_group()  # Redis lost the group (restarted without its data): start over
+            return [], []
+        scans: list[Entry] = []
+        uploads: list[Entry] = []
+        for stream, entries in reply or ():
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            into = scans if name == self.stream else uploads
+            into.extend((entry_id, fields) for entry_id, fields in entries if fields is not None)
+        return scans, uploads
 
     def _reclaim(self) -> list[Entry]:
         """Pending entries another (dead) consumer left: all of them at start (no other writer

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.audit.models import AuditEntry
 from app.city import load
 from app.scenes import bus
+from app.taps import online
 from app.taps.geo import Point, distance_km, place_of
 from app.taps.ingest import Conflict, StoredTap
 from app.taps.models import Tap
@@ -152,23 +152,14 @@ def _uses(session: Session, new: Sequence[StoredTap], rules: Rules) -> Iterator[
 
 def _online_uses(session: Session, offline: Sequence[StoredTap], rules: Rules) -> dict[str, list[Use]]:
     """jti → online accepts of it from the audit log, near the offline taps in time."""
-    subs = sorted({t.record.sub for t in offline if t.record.sub is not None})
-    if not subs:
+    if not offline:
         return {}
-    wanted = {t.record.jti for t in offline}
     lo = min(t.record.server_at for t in offline) - rules.online_window
     hi = max(t.record.server_at for t in offline) + rules.online_window
     uses: dict[str, list[Use]] = {}
-    query = select(AuditEntry.actor_id, AuditEntry.at, AuditEntry.details).where(
-        AuditEntry.subject.in_(bindparam("subs", expanding=True)), AuditEntry.action == "scan",
-        AuditEntry.actor_kind == "terminal", AuditEntry.at.between(lo, hi))
-    for chunk in _chunks(subs):
-        rows = session.execute(query, {"subs": list(chunk)})
-        for actor_id, at, details in rows:
-            jti = (details or {}).get("jti")
-            if jti in wanted and details.get("decision") == "accept":
-                uses.setdefault(jti, []).append(
-                    Use(actor_id, None, utc(at), True, details.get("request_id")))
+    jtis = [t.record.jti for t in offline if t.record.jti is not None]
+    for jti, terminal_id, at in online.accepted_scans(session, jtis, lo, hi):
+        uses.setdefault(jti, []).append(Use(terminal_id, None, at, True, None))
     return uses
 
 

@@ -4,7 +4,8 @@ number of resends.
 One multi-row ``INSERT … ON CONFLICT (terminal_id, seq) DO NOTHING RETURNING id, seq`` per 500
 records, sent through the driver with every value prepared once (JSON text, SQLite's datetime
 text), stores the new records and names them; the others are duplicates.
-A duplicate whose content differs from the stored record (another ``digest``) is still a
+A duplicate whose content differs from the stored record (another ``digest``; rows stored
+before digest format 2 are compared in their own format, ``TapRecord.same_content``) is still a
 duplicate — the first version stays — and is reported as a ``seq_conflict`` anomaly.
 """
 from __future__ import annotations
@@ -179,4 +180,4 @@ def _conflicts(session: Session, terminal_id: str, resent: Sequence[TapRecord]) 
         stored.update(session.execute(select(Tap.seq, Tap.digest).where(
             Tap.terminal_id == terminal_id, Tap.seq.in_(chunk))).all())
     return [Conflict(terminal_id, record) for record in resent
-            if stored.get(record.seq, record.digest) != record.digest]
+            if record.seq in stored and not record.same_content(stored[record.seq])]

@@ -62,6 +62,19 @@ def rfc3339(moment: datetime) -> str:
     return utc(moment).isoformat().replace("+00:00", "Z")
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(moment: datetime) -> int:
+    """Epoch microseconds of an aware time (exact: times are kept to the microsecond)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
 @dataclass(frozen=True)
 class TapRecord:
     """A validated record (see the contract in API.md / the OpenAPI document of POST /v1/taps)."""
@@ -95,10 +108,28 @@ class TapRecord:
 
     @cached_property
     def digest(self) -> str:
-        """SHA-256 over the record's canonical JSON: equal for equal content, whatever its form."""
+        """The record's content digest, format 2 (``DIGEST_VERSION``): ``"2:"`` and 62 hex digits
+        of SHA-256 over the canonical JSON of every field in declaration order (``scanned_at`` as
+        epoch microseconds; keys of ``result`` sorted). Equal for equal content, whatever its
+        form. Rows stored before format 2 hold the format-1 digest (64 hex digits, no prefix):
+        compare them with ``digest_v1`` (``same_content``)."""
+        values = [getattr(self, name) for name in _FIELD_NAMES]
+        values[_SCANNED_AT] = micros(self.scanned_at)
+        return "2:" + hashlib.sha256(_CANONICAL.encode(values).encode("utf-8")).hexdigest()[:62]
+
+    @property
+    def digest_v1(self) -> str:
+        """Format 1: SHA-256 over the canonical JSON object of the fields (``scanned_at`` RFC
+        3339). Only to compare with rows stored before format 2; never stored any more."""
         values = {name: getattr(self, name) for name in _FIELD_NAMES}
         values["scanned_at"] = rfc3339(self.scanned_at)
         return hashlib.sha256(_CANONICAL.encode(values).encode("utf-8")).hexdigest()
+
+    def same_content(self, stored_digest: str) -> bool:
+        """Whether a stored digest (either format) is this record's."""
+        if stored_digest.startswith("2:"):
+            return stored_digest == self.digest
+        return stored_digest == self.digest_v1
 
     @cached_property
     def result_json(self) -> str:
@@ -106,6 +137,18 @@ class TapRecord:
         counts and what the ``result`` column stores, made once."""
         return json.dumps(self.result if self.result is None or type(self.result) is dict
                           else dict(self.result))
+
+    @classmethod
+    def of(cls, values: Any, **known: Any) -> "TapRecord":
+        """From the field values in declaration order, taken as they are (already checked), and
+        any derived values already known (``server_at``, ``digest``, ``result_json``): about
+        five times cheaper than the frozen dataclass's ``__init__`` on the upload hot path."""
+        record = object.__new__(cls)
+        state = record.__dict__
+        state.update(zip(_FIELD_NAMES, values))
+        if known:
+            state.update(known)
+        return record
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> "TapRecord":
@@ -123,5 +166,7 @@ class TapRecord:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(TapRecord))
+_SCANNED_AT = _FIELD_NAMES.index("scanned_at")
+DIGEST_VERSION = 2
 # json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False), made once
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

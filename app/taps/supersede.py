@@ -7,8 +7,9 @@ ride: it is stored (never lost) but flagged ``superseded``, left out of settleme
 and shown as superseded in ``/v1/me/history``.
 
 The rule: an offline accept with a ``request_id`` whose ``(iss, jti)`` the SAME terminal had
-accepted online — a ``scan`` entry of the audit log (``actor_id`` = terminal, ``details.jti``;
-audit entries carry no ``request_id``, so terminal + jti decide) or one of the terminal's own
+accepted online — a ``scan`` entry of the audit log (``actor_id`` = terminal, ``details.jti``,
+found by jti through ``app.taps.online``; audit entries carry no ``request_id``, so terminal +
+jti decide) or one of the terminal's own
 ``mode: online`` tap records (same ``request_id`` or none) — within ``online_use_window_seconds``
 of it. The same rule exempts it from ``used_after_online`` in ``app.taps.detect``; an offline
 accept at another terminal stays an anomaly.
@@ -24,10 +25,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterator, Sequence
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from app.audit.models import AuditEntry
+from app.taps import online
 from app.taps.models import FALLBACK, Tap
 from app.taps.record import utc
 
@@ -90,18 +91,10 @@ def _online(session: Session, fallbacks: Sequence[_Fallback], window: timedelta
     codes: audit ``scan`` entries of their riders near them in time, and online tap records."""
     found: dict[str, list[tuple[str, str | None, datetime, str | None]]] = {}
     jtis = sorted({f.jti for f in fallbacks})
-    subs = sorted({f.sub for f in fallbacks if f.sub is not None})
     lo = min(f.at for f in fallbacks) - window
     hi = max(f.at for f in fallbacks) + window
-    scans = select(AuditEntry.actor_id, AuditEntry.at, AuditEntry.details).where(
-        AuditEntry.subject.in_(bindparam("subs", expanding=True)), AuditEntry.action == "scan",
-        AuditEntry.actor_kind == "terminal", AuditEntry.at.between(lo, hi))
-    wanted = set(jtis)
-    for chunk in _chunks(subs):
-        for actor_id, at, details in session.execute(scans, {"subs": list(chunk)}):
-            jti = (details or {}).get("jti")
-            if jti in wanted and details.get("decision") == "accept":
-                found.setdefault(jti, []).append((actor_id, None, utc(at), None))
+    for jti, actor_id, at in online.accepted_scans(session, jtis, lo, hi):
+        found.setdefault(jti, []).append((actor_id, None, at, None))
     for chunk in _chunks(jtis):
         rows = session.execute(select(Tap.jti, Tap.terminal_id, Tap.iss, Tap.server_at,
                                       Tap.request_id).where(

@@ -11,6 +11,7 @@ never looser; ``tests/taps/test_validate.py`` holds it to that.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -28,6 +29,7 @@ _REQUIRED = frozenset({"seq", "jti", "sub", "scanned_at", "decision", "reason"})
 _FIELDS = _REQUIRED | {"iss", "direction", "mode", "ent", "trust_version", "trust_age_s",
                        "clock_offset_s", "location", "stale", "request_id", "result"}
 _REASONS = frozenset(REASONS)
+_dumps = json.JSONEncoder().encode  # json.dumps(value) with its defaults, as ``result_json``
 _EXACT_FLOAT = 2**53  # ints beyond this are left to the schema (float() may round or overflow)
 
 
@@ -120,11 +122,13 @@ def _record(item: Any) -> TapRecord | None:
     result = item.get("result")
     if result is not None and type(result) is not dict:
         return None
-    record = TapRecord(seq=seq, jti=jti, sub=sub, iss=iss, scanned_at=scanned_at, decision=decision,
-                     reason=reason, direction=direction, mode=mode, ent=ent,
-                     trust_version=trust_version, trust_age_s=trust_age_s,
-                     clock_offset_s=clock_offset_s, location=location, stale=stale,
-                     request_id=request_id, result=result)
-    if result is not None and len(record.result_json) > MAX_RESULT_CHARS:
+    if result is None:
+        return TapRecord.of((seq, jti, sub, iss, scanned_at, decision, reason, direction, mode, ent,
+                             trust_version, trust_age_s, clock_offset_s, location, stale, request_id,
+                             None), result_json="null")
+    result_json = _dumps(result)
+    if len(result_json) > MAX_RESULT_CHARS:
         return None
-    return record
+    return TapRecord.of((seq, jti, sub, iss, scanned_at, decision, reason, direction, mode, ent,
+                         trust_version, trust_age_s, clock_offset_s, location, stale, request_id,
+                         result), result_json=result_json)

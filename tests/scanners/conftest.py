@@ -22,6 +22,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from scanners.reader import Reader
 from tests.helpers import ADMIN, code, enrol, terminal
+from tests.tap_writer import running_writer
 
 
 class Served:
@@ -106,7 +107,8 @@ def city(app: Flask, client: FlaskClient) -> Iterator[City]:
     served = Served(app)
     made = City(app, client, served)
     try:
-        yield made
+        with running_writer(app):  # POST /v1/taps is answered once the record writer committed
+            yield made
     finally:
         for reader in made.readers:
             try:
