@@ -129,3 +129,17 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield url
     finally:
         postgres_server.admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[db.Database]:
+    """A migrated database, once on a SQLite file and once on the session's PostgreSQL server
+    (that variant skips, saying why, only when no PostgreSQL binaries are installed)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        db.migrate(url)
+    else:
+        url = request.getfixturevalue("postgres_url")  # fresh and migrated
+    database = db.Database(url)
+    yield database
+    database.dispose()

@@ -20,7 +20,7 @@ from app.config import Settings
 from app.db.models import ApiToken
 from app.runtime import Runtime
 from tests.helpers import ADMIN, NO_REDIS_URL, bearer, code, enrol, issuer, terminal
-from tests.pg_support import postgres_server, postgres_url  # noqa: F401  (fixtures)
+from tests.pg_support import database, postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 REASON = "王小明 reported reader 鲁B-10001 stolen"  # free text: must not reach the audit log
 
@@ -463,20 +463,6 @@ def test_token_lifecycle_answers_match_the_openapi_document(app: Flask, client: 
 
 
 # --- the registry on both databases ------------------------------------------------------------
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
-    from app.db import Database, migrate
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tokens.sqlite3'}"
-        migrate(url)
-    else:
-        url = request.getfixturevalue("postgres_url")  # fresh and migrated
-    database = Database(url)
-    yield database
-    database.dispose()
-
 
 def test_rotation_and_deregistration_leave_exactly_the_expected_live_tokens(database: Any) -> None:
     from app.auth import authenticate

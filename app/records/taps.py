@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 import redis
 from prometheus_client import Counter
 
+from app.records.pending import Entry, Pending
 from app.taps import TapDesk
 from app.taps.queue import GROUP, REPLY_TTL_S, STREAM, Job
 
@@ -38,7 +39,6 @@ UPLOADS = Counter("citycode_tap_uploads_written_total", "Tap uploads written by 
 GROUPS = Counter("citycode_tap_upload_groups_total", "Transactions of tap uploads (group commits)")
 FAILED = Counter("citycode_tap_uploads_failed_total", "Tap uploads answered with an error and dropped")
 
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class TapUploads:
@@ -56,8 +56,8 @@ class TapUploads:
         self.reclaim_seconds = reclaim_seconds
         self.clock = clock
         self.wall = wall
-        self._next_reclaim = 0.0
-        self._reclaim_idle_ms = 0
+        self.pending = Pending(client, stream, GROUP, idle_seconds=reclaim_seconds,
+                               ensure_group=self.ensure_group, what="tap uploads", clock=clock)
 
     def ensure_group(self) -> None:
         try:
@@ -68,7 +68,7 @@ class TapUploads:
 
     def restart(self) -> None:
         """After a failure: take back at once whatever this writer had read."""
-        self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
+        self.pending.restart()
 
     def write(self, entries: list[Entry]) -> int:
         """Write ``entries`` (in groups of at most ``max_records`` records), answer and
@@ -127,24 +127,4 @@ class TapUploads:
     def reclaim(self, consumer: str) -> list[Entry]:
         """Uploads another (dead) consumer left pending, taken over by ``consumer``: all at
         start, then those idle for ``reclaim_seconds``."""
-        now = self.clock()
-        if now < self._next_reclaim:
-            return []
-        try:
-            reply = self.client.xautoclaim(self.stream, GROUP, consumer, self._reclaim_idle_ms,
-                                           start_id="0-0", count=self.max_uploads)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self.ensure_group()
-            return []
-        claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields is not None]
-        gone = [entry_id for entry_id, fields in reply[1] if fields is None]
-        if gone:
-            self.client.xack(self.stream, GROUP, *gone)
-        if claimed or gone:
-            log.warning("record writer reclaimed pending tap uploads", extra={"count": len(claimed)})
-            return claimed
-        self._next_reclaim = now + self.reclaim_seconds
-        self._reclaim_idle_ms = int(self.reclaim_seconds * 1000)
-        return []
+        return self.pending.take(consumer, self.max_uploads)

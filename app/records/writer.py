@@ -53,6 +53,7 @@ from app.audit import tree_store
 from app.audit.scans import where
 from app.db import Database
 from app.records.complete import Completions
+from app.records.pending import Entry, Pending
 from app.records.stream import DEFAULT_STREAM, GROUP, ScanRecord
 from app.signing.keyfiles import KeyFileError
 from app.signing.keyring import KeyRingCache
@@ -68,7 +69,6 @@ UNREADABLE = Counter("citycode_records_unreadable_total", "Stream entries that w
 LEAVES = Counter("citycode_audit_leaves_total", "Leaves appended to the audit Merkle tree")
 HEADS = Counter("citycode_audit_heads_signed_total", "Audit tree heads signed")
 
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 def audit_entry(record: ScanRecord, completions: Completions) -> dict[str, Any]:
@@ -111,8 +111,9 @@ class RecordWriter:
         self.leaf_seconds = leaf_seconds
         self.taps = taps  # tap uploads (``cc:taps``), read in the same blocking call
         self.scans = scans or taps is None  # False: tap uploads only (a writer of its own for them)
-        self._next_reclaim = 0.0
-        self._reclaim_idle_ms = 0  # at start: whatever is pending was left by a writer that died
+        # at start: whatever is pending was left by a writer that died
+        self.pending = Pending(client, stream, GROUP, idle_seconds=reclaim_seconds,
+                               ensure_group=self.ensure_group, what="records", clock=clock)
         self._next_head = 0.0  # wall clock: the next batch may sign a head from then on
         self._next_leaf = 0.0  # wall clock: the next batch closes a leaf from then on
         self._next_seal = 0.0  # self.clock: when an idle writer next looks for unsealed entries
@@ -241,7 +242,7 @@ class RecordWriter:
             delay = min(delay * 2, 2.0)
 
     def _restart(self) -> None:
-        self._next_reclaim, self._reclaim_idle_ms = 0.0, 0
+        self.pending.restart()
         if self.taps is not None:
             self.taps.restart()
 
@@ -280,29 +281,7 @@ class RecordWriter:
         return scans, uploads
 
     def _reclaim(self) -> list[Entry]:
-        """Pending entries another (dead) consumer left: all of them at start (no other writer
-        runs, the master supervises one), then those idle for ``reclaim_seconds``."""
-        now = self.clock()
-        if now < self._next_reclaim:
-            return []
-        try:
-            reply = self.client.xautoclaim(self.stream, GROUP, self.consumer, self._reclaim_idle_ms,
-                                           start_id="0-0", count=self.batch)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self.ensure_group()
-            return []
-        claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields is not None]
-        gone = [entry_id for entry_id, fields in reply[1] if fields is None]
-        if gone:  # deleted but still pending (Redis 6.2 reports them): nothing left to write
-            self.client.xack(self.stream, GROUP, *gone)
-        if claimed or gone:
-            log.warning("record writer reclaimed pending records", extra={"count": len(claimed)})
-            return claimed  # keep reclaiming (same idle bound) before reading new records
-        self._next_reclaim = now + self.reclaim_seconds
-        self._reclaim_idle_ms = int(self.reclaim_seconds * 1000)
-        return []
+        return self.pending.take(self.consumer, self.batch)
 
 
 def _entries(reply: Iterable[Any] | None) -> list[Entry]:
