@@ -41,14 +41,22 @@ class PiiVault:
     def create_if_missing(keys_dir: Path) -> bool:
         """Create the data secret (mode 0600) once; call before any worker starts."""
         keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if (keys_dir / SECRET_FILE).exists():
+            return False
+        # Written aside, then linked into place: an instance starting at the same time on a shared
+        # keys folder sees either no file or the whole secret, never a half-written one.
+        draft = keys_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            fd = os.open(keys_dir / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(draft, keys_dir / SECRET_FILE)  # fails if another instance was first
         except FileExistsError:
             return False
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
-            handle.flush()
-            os.fsync(handle.fileno())
+        finally:
+            draft.unlink(missing_ok=True)
         return True
 
     @classmethod
