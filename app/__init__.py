@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> "Flask":
     from app import compose, runtime
     from app.api import init_app as init_api
     from app.ops import logs, metrics
+    from app.web import init_app as init_web
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
@@ -28,4 +29,5 @@ def create_app(settings: Settings | None = None) -> "Flask":
     logs.init_app(app, settings.log_level)
     metrics.init_app(app)
     init_api(app)
+    init_web(app)
     return app

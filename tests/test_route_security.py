@@ -11,6 +11,9 @@ PUBLIC = {
     ("GET", "/docs/assets/<path:filename>"), ("GET", "/v1/network/metro"),
     ("GET", "/v1/scenic/spots"), ("GET", "/v1/halls"), ("GET", "/v1/halls/<hall>/board"),
     ("GET", "/v1/audit/tree-head"), ("GET", "/v1/audit/keys"), ("GET", "/v1/audit/consistency"),
+    # The web pages (app/web): HTML for anyone; the citizen page signs in from the browser.
+    ("GET", "/"), ("GET", "/app"), ("GET", "/app/manifest.webmanifest"), ("GET", "/app/sw.js"),
+    ("GET", "/halls/<hall>/board"), ("GET", "/halls/board"), ("GET", "/web/static/<path:filename>"),
 }
 
 
