@@ -88,8 +88,9 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def pin(pid: int, core: int) -> None:
-    os.sched_setaffinity(pid, {core})
+def pin(pid: int, core: int | str) -> None:
+    """Move ``pid`` to ``core``: a number, or a taskset list such as ``"0,1"``."""
+    os.sched_setaffinity(pid, {int(c) for c in str(core).split(",")})
 
 
 def command_line(pid: int) -> str:
@@ -104,16 +105,18 @@ class CityCodeTarget(LocalService):
     the embedded redis-server, and any helper process a checkout starts beside its workers (e.g. a
     record writer) — start on CORE too and are then moved to ``helpers_core``."""
 
-    def __init__(self, checkout: Checkout, core: int, helpers_core: int) -> None:
-        super().__init__(workers=1)
+    def __init__(self, checkout: Checkout, core: int | str, helpers_core: int | str,
+                 workers: int = 1) -> None:
+        super().__init__(workers=workers)  # 0: serve's default, one per core
         self.checkout, self.core, self.helpers_core = checkout, core, helpers_core
 
     def start(self) -> None:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        workers = ["--workers", str(self.workers)] if self.workers else []
         with open(self.root / "serve.log", "wb") as log:
             self.proc = subprocess.Popen(
                 ["taskset", "-c", str(self.core), str(self.checkout.citycode), "serve",
-                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+                 "--host", "127.0.0.1", "--port", str(self.port), *workers],
                 env=self.env(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=self.checkout.root)
         self.wait_ready()

@@ -79,3 +79,18 @@ def test_a_pool_that_runs_out_is_reported_exhausted(bench: bench_http.Bench) -> 
 def test_a_terminal_token_that_is_not_one_is_counted_by_status(bench: bench_http.Bench) -> None:
     got = bench.wrk(bench.svc, "request.lua", ["POST", "/v1/me/code", "not-a-token", "201"], 1)
     assert got["ok"] == 0 and got["unexpected"].get("http_401", 0) > 0
+
+
+def test_capacity_bench_runs_the_default_two_worker_service_briefly(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from loadtest import bench_capacity
+
+    out = tmp_path / "capacity.json"
+    assert bench_capacity.main(["--seconds", "1", "--runs", "1", "--warmup", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| hall |" in text and "| bus |" in text, text
+    figures = json.loads(out.read_text())
+    assert figures["header"]["processes"].count("pid") >= 4  # two workers, redis-server, the writer
+    for path in ("hall", "bus"):
+        (run,) = figures["latency"][path]
+        assert run["unexpected"] == {} and run["ok"] > 0 and figures["capacity"][path] > 0
