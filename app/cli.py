@@ -21,8 +21,7 @@ def _settings() -> Settings:
 
 
 def _keystore(settings: Settings) -> KeyStore:
-    return KeyStore(settings.resolved_keys_dir,
-                    retire_after_seconds=settings.code_ttl_seconds + settings.clock_leeway_seconds)
+    return KeyStore(settings.resolved_keys_dir, retire_after_seconds=settings.key_retire_seconds)
 
 
 @click.group()

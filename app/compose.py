@@ -18,7 +18,8 @@ builds every domain part, in this order, each given exactly the collaborators it
 10. ``minter`` (``Minter``): ``MintingFacts`` (the database and a trust feed of its own, so
     minting never moves the scan path's feed), the key ring and the code lifetime;
 11. ``terminals`` (``TerminalDirectory``): the database;
-12. ``scenic`` (``ScenicDirectory``): Redis and the scan clock of ``scans``.
+12. ``scenic`` (``ScenicDirectory``): Redis and the scan clock of ``scans``;
+13. ``devices`` (``DeviceDesk``): the database and the key ring (device certificates).
 
 Everything is built eagerly, once per process; nothing here runs a query or a Redis command.
 Domain modules never see the ``Runtime`` that holds the result: only views (``runtime()``) and
@@ -32,6 +33,7 @@ from app.auth import PrincipalCache
 from app.codes.replay import RedisReplayStore
 from app.config import Settings
 from app.db import Database
+from app.devices import DeviceDesk
 from app.hall import HallDesk
 from app.hall.disclosure import DisclosureDesk
 from app.hall.disclosure_store import DisclosureStore
@@ -45,7 +47,7 @@ from app.scenes.service import ScanService
 from app.signing.keyring import KeyRingCache, KeyStore
 from app.store.redis import connect
 from app.taps import TapDesk
-from app.verification.issuing import Minter, MintingFacts
+from app.verification.issuing import ISSUER, Minter, MintingFacts
 from app.verification.online import OnlineVerifier
 from app.verification.retries import RetryMemory
 from app.verification.trust_feed import FeedTrust
@@ -56,8 +58,7 @@ def build(settings: Settings) -> Runtime:
     if settings.redis_url is None:
         raise RuntimeError("REDIS_URL is not set and no embedded Redis was started; "
                            "run the service with `citycode serve`")
-    keystore = KeyStore(settings.resolved_keys_dir,
-                        retire_after_seconds=settings.code_ttl_seconds + settings.clock_leeway_seconds)
+    keystore = KeyStore(settings.resolved_keys_dir, retire_after_seconds=settings.key_retire_seconds)
     return assemble(settings, db=Database(settings.resolved_database_url), client=connect(settings.redis_url),
                     keystore=keystore, keys=KeyRingCache(keystore),
                     vault=PiiVault.load(settings.resolved_keys_dir))
@@ -85,7 +86,9 @@ def assemble(settings: Settings, *, db: Database, client: "redis.Redis[bytes]", 
     minter = Minter(facts, keys, ttl_seconds=ttl)
     terminals = TerminalDirectory(db)
     spots = scenic.directory(client, clock=lambda: scans.clock())  # the scan clock, even when a test swaps it
+    devices = DeviceDesk(db, keys, cert_seconds=settings.device_cert_hours * 3600, issuer=ISSUER)
 
     return Runtime(settings=settings, db=db, redis=client, keystore=keystore, keys=keys, vault=vault,
                    principals=principals, verifier=verifier, records=records, scans=scans, halls=halls,
-                   disclosures=disclosures, taps=taps, minter=minter, terminals=terminals, scenic=spots)
+                   disclosures=disclosures, taps=taps, minter=minter, terminals=terminals, scenic=spots,
+                   devices=devices)

@@ -63,6 +63,13 @@ class Settings:
     records_max_lag_seconds: int = 60  # readiness fails when the oldest undrained record is older
     mint_cache_seconds: int = 60  # how long minting may use a citizen's cached entitlements (0: never)
     audit_head_seconds: int = 1  # the writer signs an audit tree head at most this often (0: every leaf)
+    device_cert_hours: int = 24  # validity of a device certificate (offline minting, CC2 codes)
+
+    @property
+    def key_retire_seconds(self) -> int:
+        """How long a retired signing key stays published: past the end of every JWS code and
+        every device certificate it signed."""
+        return max(self.code_ttl_seconds, self.device_cert_hours * 3600) + self.clock_leeway_seconds
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -100,6 +107,7 @@ class Settings:
             records_max_lag_seconds=_int(env, "CITYCODE_RECORDS_MAX_LAG_SECONDS", 60, 1, 86400),
             mint_cache_seconds=_int(env, "CITYCODE_MINT_CACHE_SECONDS", 60, 0, 3600),
             audit_head_seconds=_int(env, "CITYCODE_AUDIT_HEAD_SECONDS", 1, 0, 3600),
+            device_cert_hours=_int(env, "CITYCODE_DEVICE_CERT_HOURS", 24, 1, 168),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

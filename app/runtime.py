@@ -10,6 +10,7 @@ from flask import Flask, current_app
 from app.auth import PrincipalCache
 from app.config import Settings
 from app.db import Database
+from app.devices import DeviceDesk
 from app.hall import HallDesk
 from app.hall.disclosure import DisclosureDesk
 from app.records.sink import ScanRecords
@@ -46,6 +47,7 @@ class Runtime:
     minter: Minter  # citizens' codes, from facts cached within ``settings.mint_cache_seconds``
     terminals: TerminalDirectory
     scenic: ScenicDirectory  # the spots and today's capacities, on the scan clock
+    devices: DeviceDesk  # citizens' device keys and their certificates (offline minting)
 
     def trust_changed(self) -> None:
         """Call after committing a revocation-feed entry: workers re-read the feed at once."""

@@ -101,15 +101,22 @@ def test_rotate_promotes_next_and_lists_the_retired_key(run: Any) -> None:
     assert rows[before["next"]] == "current"
     assert sorted(rows.values()) == ["current", "next", "retired"]
     retired_line = next(line for line in result.stdout.splitlines() if line.startswith(before["current"]))
-    # default window: code TTL 60 s + clock leeway 5 s
-    assert re.search(r"published for (6[0-5]) s more", retired_line)
+    # default window: past every device certificate it signed (24 h) + clock leeway 5 s
+    assert re.search(r"published for (8640[0-5]) s more", retired_line)
 
 
 def test_rotate_window_follows_the_code_ttl_setting(run: Any) -> None:
     run("generate")
     run("rotate", CITYCODE_CODE_TTL_SECONDS="300", CITYCODE_CLOCK_LEEWAY_SECONDS="10")
     retired = next(e for e in _listed(run) if e["state"] == "retired")
-    assert retired["publish_until"] - retired["retired_at"] == 310
+    assert retired["publish_until"] - retired["retired_at"] == 24 * 3600 + 10  # device certificates outlive codes
+
+
+def test_rotate_window_follows_the_device_certificate_setting(run: Any) -> None:
+    run("generate")
+    run("rotate", CITYCODE_DEVICE_CERT_HOURS="2", CITYCODE_CLOCK_LEEWAY_SECONDS="10")
+    retired = next(e for e in _listed(run) if e["state"] == "retired")
+    assert retired["publish_until"] - retired["retired_at"] == 2 * 3600 + 10
 
 
 def test_rotate_to_eddsa_switches_the_ring(run: Any) -> None:

@@ -1,6 +1,8 @@
 """The cross-implementation vectors in tests/vectors/ get the same answer everywhere: the core as
 an offline reader assembles it, the server's POST /v1/verify, joserfc on the signature-level
-cases, and the offline reader of scanners/ (a bus reader without uplink)."""
+cases, and the offline reader of scanners/ (a bus reader without uplink). The device-bound
+vectors (tests/vectors/device/) go through the same three readers, and pycose (a second COSE
+implementation) on their signature-level cases."""
 from __future__ import annotations
 
 import copy
@@ -27,7 +29,7 @@ from app.signing.keyring import KeyStore
 from app.store.embedded import EmbeddedRedis
 from tests.conftest import ADMIN_TOKEN
 from tests.helpers import bearer, terminal
-from tests.vectors import schema
+from tests.vectors import device_schema, schema
 from tests.vectors.implementations import (Outcome, decide_with_core, decide_with_offline_reader,
                                            joserfc_signature_valid, outcome, used_until)
 
@@ -36,6 +38,10 @@ FOLDER = ROOT / "tests" / "vectors"
 VECTORS = schema.load(FOLDER)
 CASE_IDS = [case["id"] for case in VECTORS.cases]
 SIGNATURE_LEVEL_IDS = [case["id"] for case in VECTORS.cases if case["signature_level"]]
+DEVICE_FOLDER = FOLDER / "device"
+DEVICE_VECTORS, DEVICE_SETTINGS = device_schema.load(DEVICE_FOLDER)
+DEVICE_IDS = [case["id"] for case in DEVICE_VECTORS.cases]
+DEVICE_SIGNATURE_IDS = [case["id"] for case in DEVICE_VECTORS.cases if case["signature_level"]]
 
 
 # -- (1) the core, as an offline reader assembles it -------------------------------------------
@@ -74,15 +80,15 @@ def _seed_trust(rt: Runtime, entries: list[dict[str, Any]]) -> None:
     rt.trust_changed()
 
 
-@pytest.fixture(scope="module")
-def server(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def _serve(vectors: schema.VectorSet, redis_server: EmbeddedRedis,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One real app (SQLite file, embedded Redis) configured with the vectors' max_ttl and leeway;
     its verifier is given the vectors' public keys and clock, its feed the vectors' entries, its
     replay store the used pairs. Cases never share a recorded (iss, jti) (the schema checks it),
     so one server decides them all as fresh readers would."""
     folder = tmp_path_factory.mktemp("vectors-server")
     settings = Settings(data_dir=folder / "data", redis_url=redis_server.url, admin_token=ADMIN_TOKEN,
-                        code_ttl_seconds=VECTORS.max_ttl, clock_leeway_seconds=VECTORS.leeway)
+                        code_ttl_seconds=vectors.max_ttl, clock_leeway_seconds=vectors.leeway)
     settings.data_dir.mkdir(parents=True)
     db.migrate(settings.resolved_database_url)
     KeyStore(settings.resolved_keys_dir).generate(settings.key_algorithm)
@@ -94,14 +100,15 @@ def server(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
     rt: Runtime = application.extensions["citycode"]
     core = rt.verifier.core
     assert (core.issuer, core.max_ttl, core.leeway, core.max_code_bytes, core.algorithms) == (
-        VECTORS.issuer, VECTORS.max_ttl, VECTORS.leeway, VECTORS.max_code_chars, VECTORS.algorithms)
-    keys = keys_from_jwks(VECTORS.jwks)
+        vectors.issuer, vectors.max_ttl, vectors.leeway, vectors.max_code_chars, vectors.algorithms)
+    keys = keys_from_jwks(vectors.jwks)
     core.keys = lambda: keys
-    core.clock = lambda: VECTORS.now
-    rt.scans.clock = lambda: VECTORS.now
-    _seed_trust(rt, VECTORS.trust["entries"])
-    for pair in VECTORS.used:
-        assert core.replay.claim(pair["iss"], pair["jti"], used_until(VECTORS))
+    core.device.keys = lambda: keys
+    core.clock = lambda: vectors.now
+    rt.scans.clock = lambda: vectors.now
+    _seed_trust(rt, vectors.trust["entries"])
+    for pair in vectors.used:  # with the code's sub where the vectors give it (the replay key's slot)
+        assert core.replay.claim(pair["iss"], pair["jti"], used_until(vectors), *([pair["sub"]] if "sub" in pair else []))
     client = application.test_client()
     served = Server(client, terminal(client, "hall"))
 
@@ -113,6 +120,11 @@ def server(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
     rt.close()
     flush.flushdb()
     flush.close()
+
+
+@pytest.fixture(scope="module")
+def server(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _serve(VECTORS, redis_server, tmp_path_factory)
 
 
 def test_server_publishes_the_vectors_trust_feed(server: Server) -> None:
@@ -204,3 +216,62 @@ def _shape(vectors: schema.VectorSet) -> str:
     settings = (vectors.now, vectors.issuer, vectors.max_ttl, vectors.leeway, vectors.max_code_chars,
                 vectors.algorithms, len(vectors.used))
     return json.dumps([cases, feed, settings], sort_keys=True)
+
+
+# -- device-bound codes (CC2:): the same readers, and pycose for the signature layer -------------
+@pytest.mark.parametrize("case_id", DEVICE_IDS)
+def test_core_reader_decides_the_device_vector_as_expected(case_id: str) -> None:
+    case = DEVICE_VECTORS.case(case_id)
+    prior, decided = decide_with_core(DEVICE_VECTORS, case)
+    assert all(p["decision"] == "accept" for p in prior), prior
+    assert decided == case["expected"]
+
+
+@pytest.mark.parametrize("case_id", DEVICE_IDS)
+def test_offline_reader_decides_the_device_vector_as_expected(case_id: str, tmp_path: Path) -> None:
+    case = DEVICE_VECTORS.case(case_id)
+    prior, decided = decide_with_offline_reader(DEVICE_VECTORS, case, tmp_path)
+    assert all(p["decision"] == "accept" for p in prior), prior
+    assert decided == case["expected"]
+
+
+@pytest.fixture(scope="module")
+def device_server(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Created after every JWS server case ran (file order): its flush cannot disturb them."""
+    yield from _serve(DEVICE_VECTORS, redis_server, tmp_path_factory)
+
+
+@pytest.mark.parametrize("case_id", DEVICE_IDS)
+def test_server_verify_endpoint_decides_the_device_vector_as_expected(device_server: Server, case_id: str) -> None:
+    case = DEVICE_VECTORS.case(case_id)
+    prior = [device_server.scan(code) for code in case.get("prior", [])]
+    assert all(p["decision"] == "accept" for p in prior), prior
+    assert device_server.scan(case["code"]) == case["expected"]
+
+
+@pytest.mark.parametrize("case_id", DEVICE_SIGNATURE_IDS)
+def test_pycose_agrees_on_both_signatures_of_the_device_vector(case_id: str) -> None:
+    case = DEVICE_VECTORS.case(case_id)
+    assert device_schema.pycose_signatures(DEVICE_VECTORS.jwks, case["code"]) == (
+        case["certificate_signature_valid"], case["device_signature_valid"])
+
+
+def test_device_vectors_cover_the_issue_cases_and_the_reader_settings() -> None:
+    reasons = {case["expected"]["reason"] for case in DEVICE_VECTORS.cases}
+    assert reasons == {"ok", "expired", "not_yet_valid", "bad_signature", "unknown_key", "revoked",
+                       "suspended", "replayed", "malformed"}
+    assert DEVICE_SETTINGS == {"code_seconds": 30, "max_certificate_seconds": 7 * 86400}
+    assert device_schema.problems(device_schema.read(DEVICE_FOLDER)) == []
+    for path in DEVICE_FOLDER.iterdir():
+        assert "PRIVATE KEY" not in path.read_text(encoding="utf-8"), path
+
+
+def test_regenerated_device_vectors_have_the_committed_cases_and_pass(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "tests.vectors.device_generate", "--out", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    fresh, _ = device_schema.load(tmp_path)
+    shape = [{k: v for k, v in c.items() if k not in ("code", "prior")} for c in fresh.cases]
+    assert shape == [{k: v for k, v in c.items() if k not in ("code", "prior")} for c in DEVICE_VECTORS.cases]
+    for case in fresh.cases:
+        assert decide_with_core(fresh, case)[1] == case["expected"], case["id"]

@@ -66,8 +66,9 @@ def init_app(app: Flask) -> None:
                          issuer, me, network, platform, scenic, terminals_self, trust, verify)
     from app.api import anomalies, taps
     from app.api import audit
+    from app.api import devices
 
-    for module in (platform, admin_keys, admin_registry, admin_citizens, issuer, me, trust, verify,
+    for module in (platform, admin_keys, admin_registry, admin_citizens, issuer, me, devices, trust, verify,
                    scenic, network, halls, disclosures, history, terminals_self, taps,
                    anomalies, audit):
         api.register_blueprint(module.blp)

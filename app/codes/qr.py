@@ -1,6 +1,7 @@
 """QR rendering of a code: error correction M, quiet zone 4, PNG (1-bit, 8 px a module) or SVG.
 
-segno builds the symbol: byte mode, error correction M exactly (no automatic boost), the smallest
+segno builds the symbol: byte mode (alphanumeric mode for device-bound ``CC2:`` codes, whose
+base45 text uses only that set), error correction M exactly (no automatic boost), the smallest
 version that fits, and the mask chosen from all eight by the ISO/IEC 18004 penalty rules. Pillow
 writes the PNG from segno's module matrix in C; segno writes the SVG (one path on a white
 background, with a ``viewBox`` so it scales). ``version_of`` needs no symbol: the version follows
@@ -37,6 +38,11 @@ MODULE_PIXELS = 4  # PNG pixels per module: 324 × 324 for version 12
 _BYTE_CAPACITY_M = (14, 26, 42, 62, 84, 106, 122, 152, 180, 213, 251, 287, 331, 362, 412, 450, 504,
                     560, 624, 666, 711, 779, 857, 911, 997, 1059, 1125, 1190, 1264, 1370, 1452, 1538,
                     1628, 1722, 1809, 1911, 1989, 2099, 2213, 2331)
+# Alphanumeric-mode capacity (characters) at error correction M of versions 1..20: device-bound
+# codes ("CC2:" + base45) use only QR's alphanumeric set, 5.5 bits a character.
+_ALNUM_CAPACITY_M = (20, 38, 61, 90, 122, 154, 178, 221, 262, 311, 366, 419, 483, 528, 600, 656, 734,
+                     816, 909, 970)
+_ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 _LIGHT_DARK = bytes.maketrans(b"\x00\x01", b"\xff\x00")  # segno's light 0 / dark 1 → L pixels
 
 
@@ -47,8 +53,14 @@ class RenderedQr:
     version: int
 
 
+def _mode(data: str) -> str:
+    """Alphanumeric for a code made only of QR's alphanumeric characters (device-bound codes), else
+    byte (JWS codes: lower case letters)."""
+    return "alphanumeric" if data and _ALNUM.issuperset(data) else "byte"
+
+
 def _symbol(data: str) -> segno.QRCode:
-    return segno.make(data, error="m", mode="byte", micro=False, boost_error=False)
+    return segno.make(data, error="m", mode=_mode(data), micro=False, boost_error=False)
 
 
 def version_of(data: str) -> int:
@@ -56,6 +68,11 @@ def version_of(data: str) -> int:
     if not data.isascii():  # one byte a character only for ASCII; let segno encode the rest
         return int(_symbol(data).version)
     size = len(data)
+    if _mode(data) == "alphanumeric":
+        for version, capacity in enumerate(_ALNUM_CAPACITY_M, start=1):
+            if size <= capacity:
+                return version
+        return int(_symbol(data).version)
     for version, capacity in enumerate(_BYTE_CAPACITY_M, start=1):
         if size <= capacity:
             return version

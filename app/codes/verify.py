@@ -14,6 +14,10 @@ checks out, and the replay record is written only for an authentic, current, tru
 7. trust: suspended citizen, revoked code, revoked entitlements drop out of ``ent``;
 8. replay (``verify`` only): first use of ``(iss, jti)``.
 
+Device-bound codes (prefix ``CC2:``, ``app.codes.device``) take steps 1–5 in
+``app.codes.device_verify`` (two signatures, the certificate cached) and then the same steps 6–8,
+plus the revocation of their certificate; their replay key is ``(iss, certificate id + nonce)``.
+
 Reason choices: an algorithm we do not accept (``none`` in any casing, HS256, ES384 …) or one that
 differs from the key's registered algorithm is ``bad_signature``; a missing or non-string ``alg``
 or ``kid``, or any ``crit``, is ``malformed``; an authentic code for another issuer is ``wrong_type``.
@@ -30,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from app.codes.decision import CodeClaims, Decision, new_claims
+from app.codes.device import CODE_SECONDS, DEVICE_PREFIX, MAX_CERT_SECONDS
+from app.codes.device_verify import DEFAULT_CACHE_SIZE, DeviceCodes
 from app.codes.errors import (BadSignature, CodeError, Expired, Malformed, NotYetValid,
                               ReplayUnavailable, Replayed, Revoked, Suspended, UnknownKey,
                               WrongType)
@@ -103,7 +109,9 @@ class Verifier:
     def __init__(self, keys: KeySource, trust: TrustState, replay: ReplayStore, issuer: str, *,
                  max_ttl: int, algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS,
                  leeway: int = 5, clock: Callable[[], float] = time.time,
-                 max_code_bytes: int = 1024) -> None:
+                 max_code_bytes: int = 1024, device_code_seconds: int = CODE_SECONDS,
+                 max_certificate_seconds: int = MAX_CERT_SECONDS,
+                 certificate_cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         unsupported = set(algorithms) - set(SUPPORTED_ALGORITHMS)
         if not algorithms or unsupported:
             raise ValueError(f"algorithms must be a non-empty subset of {SUPPORTED_ALGORITHMS}")
@@ -119,6 +127,9 @@ class Verifier:
         self.clock = clock
         self.max_code_bytes = max_code_bytes
         self._headers: dict[bytes, tuple[str, str]] = {}
+        self.device = DeviceCodes(keys, issuer, _verify_es256, code_seconds=device_code_seconds,
+                                  max_cert_seconds=max_certificate_seconds,
+                                  cache_size=certificate_cache_size)
 
     # -- public --------------------------------------------------------------------------------
     def verify(self, code: str | bytes) -> Decision:
@@ -128,6 +139,8 @@ class Verifier:
     def check(self, code: str | bytes) -> Decision:
         """Steps 1–7 without recording first use (for scenes that claim replay atomically with
         their own state change)."""
+        if code.__class__ is str and code[:4] == DEVICE_PREFIX:
+            return self._check_device(code)  # type: ignore[arg-type]
         try:
             claims, valid_from = self._authentic_claims(code)
         except CodeError as error:
@@ -149,6 +162,22 @@ class Verifier:
         if not first:
             return Decision.from_error(Replayed(claims.iss, claims.jti), claims)
         return decision
+
+    def _check_device(self, code: str) -> Decision:
+        """Steps 1–7 for a device-bound code; its certificate's revocation after suspension."""
+        try:
+            if "ES256" not in self.algorithms:
+                raise BadSignature("ES256 is not accepted by this reader")
+            claims, valid_from, cert_id = self.device.authentic(code)
+        except CodeError as error:
+            return Decision.from_error(error)
+        try:
+            checked = self._current_and_trusted(claims, valid_from)
+            if self.trust.is_code_revoked(claims.iss, cert_id):
+                raise Revoked(claims.iss, cert_id)
+            return Decision.accept(checked)
+        except CodeError as error:
+            return Decision.from_error(error, claims)
 
     # -- steps 1–5: authenticity ---------------------------------------------------------------
     def _authentic_claims(self, code: str | bytes) -> tuple[CodeClaims, int]:
