@@ -8,6 +8,11 @@ have (at most ``ACK_WAIT_SECONDS``). A cache hit costs no Redis command. A worke
 not subscribed (starting, Redis restarting) checks the generation with one GET per request
 instead; one that cannot reach Redis caches nothing. Last use is stamped in Redis
 (``LAST_USED_KEY``) at most once a ``touch_every`` per token and worker, never in SQL.
+
+On a Redis Cluster (``redis+cluster://``) the listeners subscribe at the master owning
+``CHANNEL``'s slot and ``announce`` publishes there, so its count of listeners is every listener;
+when that master fails over, the listeners lose their connection, ask per request meanwhile and
+subscribe again at the promoted replica.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import ApiToken
+from app.store.redis import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +127,18 @@ def announce(client: "redis.Redis[bytes]", *, wait: float = ACK_WAIT_SECONDS) ->
     generation = secrets.token_hex(8)
     acks = ACK_PREFIX + generation
     try:
-        pipe = client.pipeline(transaction=False)
-        pipe.set(GENERATION_KEY, generation)
-        pipe.publish(CHANNEL, generation)
-        listeners = int(pipe.execute()[1])
+        if is_cluster(client):
+            # Listeners subscribe at the master owning CHANNEL's slot (redis-py's cluster pubsub);
+            # PUBLISH there counts them all (a cluster forwards the message to every node, but
+            # counts only the receiving node's subscribers).
+            client.set(GENERATION_KEY, generation)
+            listeners = int(client.publish(CHANNEL, generation,
+                                           target_nodes=client.get_node_from_key(CHANNEL)))
+        else:
+            pipe = client.pipeline(transaction=False)
+            pipe.set(GENERATION_KEY, generation)
+            pipe.publish(CHANNEL, generation)
+            listeners = int(pipe.execute()[1])
         deadline = time.monotonic() + wait
         while (acked := int(client.llen(acks))) < listeners:
             if time.monotonic() >= deadline:

@@ -182,15 +182,14 @@ def records_status() -> None:
 def records_drain() -> None:
     """Write every waiting scan record to the audit log now, then exit (for a service run with
     CITYCODE_RECORDS_WRITER=0, or to empty the stream before maintenance)."""
-    import redis as redis_client
-
     from app.db import Database
     from app.records.writer import RecordWriter
+    from app.store.redis import connect
 
     settings = _settings()
     if not settings.redis_url:
         raise click.UsageError("REDIS_URL is not set (the embedded Redis runs inside `citycode serve`)")
-    client = redis_client.Redis.from_url(settings.redis_url, socket_timeout=10)
+    client = connect(settings.redis_url, socket_timeout=10, connect_timeout=1)
     database = Database(settings.resolved_database_url)
     try:
         written = RecordWriter(client, database, stream=settings.records_stream,

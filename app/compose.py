@@ -45,6 +45,7 @@ from app.runtime import Runtime
 from app.scenes import bus, metro, scenic
 from app.scenes.service import ScanService
 from app.signing.keyring import KeyRingCache, KeyStore
+from app.signing.reader_keys import ReaderKeyRing
 from app.store.redis import connect
 from app.taps import TapDesk
 from app.verification.issuing import ISSUER, Minter, MintingFacts
@@ -71,7 +72,8 @@ def assemble(settings: Settings, *, db: Database, client: "redis.Redis[bytes]", 
 
     principals = PrincipalCache(client=client)
     verifier = OnlineVerifier(keys, FeedTrust(db, client), RedisReplayStore(client), max_ttl=ttl, leeway=leeway)
-    records = ScanRecords(client, stream=settings.records_stream, generation=verifier.feed.seen, leeway=leeway)
+    records = ScanRecords(client, stream=settings.records_stream, generation=verifier.feed.seen, leeway=leeway,
+                          wait_replicas=settings.resolved_wait_replicas)
     scenes = [bus.build(client, records, leeway=leeway), metro.build(client, records, leeway=leeway),
               scenic.build(client, records, leeway=leeway)]
     retries = RetryMemory(client, leeway=leeway, fallback_seconds=ttl + 2 * leeway, wall=verifier.core.clock)
@@ -86,7 +88,10 @@ def assemble(settings: Settings, *, db: Database, client: "redis.Redis[bytes]", 
     minter = Minter(facts, keys, ttl_seconds=ttl)
     terminals = TerminalDirectory(db)
     spots = scenic.directory(client, clock=lambda: scans.clock())  # the scan clock, even when a test swaps it
-    devices = DeviceDesk(db, keys, cert_seconds=settings.device_cert_hours * 3600, issuer=ISSUER)
+    readers = ReaderKeyRing(keystore.directory, period_seconds=settings.reader_key_hours * 3600)
+    verifier.core.device.reader_keys = readers.private_map  # sealed CC3 codes open with these
+    devices = DeviceDesk(db, keys, cert_seconds=settings.device_cert_hours * 3600, issuer=ISSUER,
+                         reader_keys=readers)
 
     return Runtime(settings=settings, db=db, redis=client, keystore=keystore, keys=keys, vault=vault,
                    principals=principals, verifier=verifier, records=records, scans=scans, halls=halls,

@@ -56,7 +56,8 @@ class Settings:
     travel_min_distance_m: int = 2000  # ... if they are at least this far apart
     online_use_window_seconds: int = 900  # how far around a tap to look for online uses of its code
     # Scan records (app.records): the stream scripts append to, and the writer draining it to SQL.
-    records_stream: str = "cc:scans"
+    records_stream: str = "cc:scans"  # base name: scripts append to <base>:{rNN} (app.store.slots)
+    redis_wait_replicas: int | None = None  # replicas a scan's writes must reach (None: 1 on a cluster, else 0)
     records_writer: bool = True  # `citycode serve` runs the writer (off: it runs elsewhere)
     records_batch: int = 1000  # records per SQL transaction, at most
     records_block_ms: int = 100  # how long the writer waits for records when the stream is empty
@@ -64,6 +65,7 @@ class Settings:
     mint_cache_seconds: int = 60  # how long minting may use a citizen's cached entitlements (0: never)
     audit_head_seconds: int = 1  # the writer signs an audit tree head at most this often (0: every leaf)
     device_cert_hours: int = 24  # validity of a device certificate (offline minting, CC2 codes)
+    reader_key_hours: int = 24  # rotation period of the reader keys sealed CC3 codes are encrypted to
 
     @property
     def key_retire_seconds(self) -> int:
@@ -101,6 +103,8 @@ class Settings:
             travel_min_distance_m=_int(env, "CITYCODE_TRAVEL_MIN_DISTANCE_M", 2000, 0, 1_000_000),
             online_use_window_seconds=_int(env, "CITYCODE_ONLINE_USE_WINDOW_SECONDS", 900, 60, 86400),
             records_stream=env.get("CITYCODE_RECORDS_STREAM") or "cc:scans",
+            redis_wait_replicas=(None if not env.get("CITYCODE_REDIS_WAIT_REPLICAS") else
+                                 _int(env, "CITYCODE_REDIS_WAIT_REPLICAS", 0, 0, 5)),
             records_writer=_int(env, "CITYCODE_RECORDS_WRITER", 1, 0, 1) == 1,
             records_batch=_int(env, "CITYCODE_RECORDS_BATCH", 1000, 1, 10000),
             records_block_ms=_int(env, "CITYCODE_RECORDS_BLOCK_MS", 100, 1, 5000),
@@ -108,6 +112,7 @@ class Settings:
             mint_cache_seconds=_int(env, "CITYCODE_MINT_CACHE_SECONDS", 60, 0, 3600),
             audit_head_seconds=_int(env, "CITYCODE_AUDIT_HEAD_SECONDS", 1, 0, 3600),
             device_cert_hours=_int(env, "CITYCODE_DEVICE_CERT_HOURS", 24, 1, 168),
+            reader_key_hours=_int(env, "CITYCODE_READER_KEY_HOURS", 24, 1, 168),
         )
 
     def with_overrides(self, **changes: object) -> "Settings":
@@ -120,6 +125,14 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'citycode.sqlite3'}"
+
+    @property
+    def resolved_wait_replicas(self) -> int:
+        """Replicas every scan script waits for (``WAIT``): as set, else 1 on a Redis Cluster."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        url = self.redis_url or ""
+        return 1 if url.split("://", 1)[0] in ("redis+cluster", "rediss+cluster") else 0
 
     @property
     def redis_dir(self) -> Path:

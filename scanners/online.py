@@ -68,6 +68,9 @@ class ServiceClient:
     def me(self) -> dict[str, Any]:
         return self.call("GET", "/v1/terminals/me")[1]  # type: ignore[no-any-return]
 
+    def reader_keys(self) -> dict[str, Any]:
+        return self.call("GET", "/v1/terminals/me/reader-keys")[1]  # type: ignore[no-any-return]
+
     def jwks(self) -> dict[str, Any]:
         return self.call("GET", "/.well-known/jwks.json")[1]  # type: ignore[no-any-return]
 

@@ -63,7 +63,7 @@ class Reader:
                                  me["issuer"],
                                  max_ttl=options.max_ttl or int(me.get("code_ttl_seconds") or DEFAULT_MAX_TTL),
                                  leeway=_first(options.leeway, me.get("clock_leeway_seconds"), DEFAULT_LEEWAY),
-                                 clock=self.now)
+                                 clock=self.now, reader_keys=lambda: self.material.reader_keys)
         self.rules = scene.OfflineRules(self.kind, self.site)
         self.journal = Journal(db)
         self.uploader = Uploader(db, self.journal, self.client, Backoff(

@@ -24,10 +24,11 @@ class SqliteReplayStore:
         self.clock = clock
         self.margin_seconds = margin_seconds
 
-    def claim(self, iss: str, jti: str, expires_at: float) -> bool:
+    def claim(self, iss: str, jti: str, expires_at: float, sub: str = "") -> bool:
         """True the first time; False while an unexpired record exists. Raises
         ``ReplayUnavailable`` when the file cannot be written (the verifier turns that into a
-        ``degraded`` deny, never an accept)."""
+        ``degraded`` deny, never an accept). ``sub`` (the ``ReplayStore`` protocol's cluster slot
+        hint) is not needed here: one reader, one file."""
         until = record_until(expires_at, self.margin_seconds)
         try:
             with self.db.transaction() as conn:

@@ -1,4 +1,5 @@
-"""One sync: the clock (``GET /v1/terminals/me``), the JWKS, and the revocation feed's news.
+"""One sync: the clock (``GET /v1/terminals/me``), the JWKS, the reader keys (``GET
+/v1/terminals/me/reader-keys``: private, they open sealed CC3 codes) and the revocation feed's news.
 
 The feed is read from the stored ``version`` (the server assigns versions in commit order, so
 ``since=N`` never skips an entry). ``overlap`` (default 0) re-reads that many versions more, for a
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Callable
 
+from app.codes.errors import Malformed
 from app.codes.jwks import JWKSError
 from scanners.online import ServiceClient, ServiceError
 from scanners.trust import TrustMaterial
@@ -77,6 +79,7 @@ def sync(client: ServiceClient, material: TrustMaterial, clock: Callable[[], flo
         sync_clock(client, material, clock)
         online = True
         material.replace_keys(client.jwks())
+        material.replace_reader_keys(list(client.reader_keys().get("keys") or []))
         since = max(0, material.feed_version - overlap)
         snapshot: list[dict[str, Any]] = []
         for _ in range(MAX_PAGES):
@@ -96,7 +99,7 @@ def sync(client: ServiceClient, material: TrustMaterial, clock: Callable[[], flo
             applied = len(snapshot)
     except ServiceError as exc:
         return result(False, exc.detail)
-    except (JWKSError, ValueError, KeyError, TypeError) as exc:
+    except (JWKSError, ValueError, KeyError, TypeError, Malformed) as exc:
         return result(False, f"unusable trust material: {exc}")
     material.mark_synced(clock())
     return result(True)

@@ -107,8 +107,10 @@ def _serve(vectors: schema.VectorSet, redis_server: EmbeddedRedis,
     core.clock = lambda: vectors.now
     rt.scans.clock = lambda: vectors.now
     _seed_trust(rt, vectors.trust["entries"])
-    for pair in vectors.used:  # with the code's sub where the vectors give it (the replay key's slot)
-        assert core.replay.claim(pair["iss"], pair["jti"], used_until(vectors), *([pair["sub"]] if "sub" in pair else []))
+    subs = _pseudonyms_of_codes(core, vectors)
+    for pair in vectors.used:  # in the rider shard of the code's pseudonym, as a scan claims it
+        assert core.replay.claim(pair["iss"], pair["jti"], used_until(vectors),
+                                 subs.get((pair["iss"], pair["jti"]), ""))
     client = application.test_client()
     served = Server(client, terminal(client, "hall"))
 
@@ -120,6 +122,20 @@ def _serve(vectors: schema.VectorSet, redis_server: EmbeddedRedis,
     rt.close()
     flush.flushdb()
     flush.close()
+
+
+def _pseudonyms_of_codes(core: Any, vectors: Any) -> dict[tuple[str, str], str]:
+    """``(iss, jti) → sub`` of every case's code that checks out far enough to have claims. The
+    vectors name a used code by ``(iss, jti)`` only, as every reader claims it; this server keeps
+    the replay record in the Redis slot of the code's pseudonym (``app.store.slots``), so seeding
+    one needs that pseudonym too."""
+    found: dict[tuple[str, str], str] = {}
+    for case in vectors.cases:
+        for code in [case["code"], *case.get("prior", [])]:
+            claims = core.check(code).claims
+            if claims is not None:
+                found[(claims.iss, claims.jti)] = claims.sub
+    return found
 
 
 @pytest.fixture(scope="module")

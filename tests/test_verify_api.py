@@ -107,5 +107,5 @@ def test_scenes_and_plain_verification_claim_the_same_replay_record(app: Flask) 
     claims = CodeClaims("cc", "sub12345678", 1_790_000_000, 1_790_000_060, "jtiJtiJti012", (), "kid00001")
     store = RedisReplayStore(app.extensions["citycode"].redis)
     leeway = app.extensions["citycode"].settings.clock_leeway_seconds
-    assert replay_key_for(claims) == store.key(claims.iss, claims.jti)
+    assert replay_key_for(claims) == store.key(claims.iss, claims.jti, claims.sub)
     assert replay_expiry(claims, leeway) == store.expire_at(claims.exp + leeway)

@@ -96,7 +96,7 @@ def test_scenic_admission_retried_counts_one_place(app: Flask, client: FlaskClie
     assert _decided(client, spot, scanned, "turnstile-3") == first
     other = code(client, enrol(client)["app_token"])  # no pass: denied, but it shows the count
     assert _decided(client, spot, other)["reason"] == "no_reservation"
-    count = [key for key in _rt(app).redis.scan_iter("cc:scenic:count:laoshan:*")]
+    count = [key for key in _rt(app).redis.scan_iter("cc:scenic:count:{spot:laoshan}:*")]
     assert len(count) == 1 and _rt(app).redis.get(count[0]) == b"1"
 
 

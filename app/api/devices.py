@@ -10,7 +10,7 @@ from app.api.blueprint import Blueprint
 from app.api.schemas import problem_doc
 from app.api.security import current_principal, require
 from app.auth import Role
-from app.codes.device import DEVICE_PREFIX
+from app.codes.device import DEVICE_PREFIX, SEALED_PREFIX
 from app.codes.wire import b64url_encode
 from app.devices import CertifiedDevice
 from app.runtime import runtime
@@ -40,6 +40,14 @@ class RefreshIn(ma.Schema):
     proof = ma.fields.Nested(ProofIn, required=True)
 
 
+class ReaderKeyOut(ma.Schema):
+    kid = ma.fields.String(required=True, metadata={"description": "base64url of the 4-byte reader kid"})
+    public_key = ma.fields.Dict(required=True, metadata={"description": "P-256 public JWK"})
+    valid_from = ma.fields.Integer(required=True)
+    valid_until = ma.fields.Integer(required=True, metadata={
+        "description": "seal CC3 codes to this key from valid_from until valid_until (phone clock)"})
+
+
 class CertificateOut(ma.Schema):
     device_id = ma.fields.String(required=True)
     certificate = ma.fields.String(required=True, metadata={
@@ -51,6 +59,12 @@ class CertificateOut(ma.Schema):
     refresh_after = ma.fields.Integer(required=True)
     code_seconds = ma.fields.Integer(required=True, metadata={"description": "lifetime of a minted code"})
     code_prefix = ma.fields.String(required=True)
+    sealed_certificate = ma.fields.String(metadata={
+        "description": "the v3 device certificate (base64url) a phone puts into sealed `CC3:` codes"})
+    sealed_certificate_id = ma.fields.String()
+    sealed_code_prefix = ma.fields.String()
+    reader_keys = ma.fields.List(ma.fields.Nested(ReaderKeyOut), metadata={
+        "description": "current and next reader keys, current first (docs/code-format-v2.md §7)"})
 
 
 class DeviceOut(ma.Schema):
@@ -62,10 +76,16 @@ class DeviceOut(ma.Schema):
 
 def _body(certified: CertifiedDevice) -> dict[str, Any]:
     issued = certified.certificate
-    return {"device_id": certified.device_id, "certificate": b64url_encode(issued.certificate).decode(),
-            "certificate_id": issued.cert_id, "issued_at": issued.issued_at, "expires_at": issued.expires_at,
+    body: dict[str, Any] = {
+        "device_id": certified.device_id, "certificate": b64url_encode(issued.certificate).decode(),
+        "certificate_id": issued.cert_id, "issued_at": issued.issued_at, "expires_at": issued.expires_at,
             "refresh_after": certified.refresh_after, "code_seconds": runtime().devices.code_seconds,
             "code_prefix": DEVICE_PREFIX}
+    if certified.sealed_certificate is not None:
+        body.update(sealed_certificate=b64url_encode(certified.sealed_certificate.certificate).decode(),
+                    sealed_certificate_id=certified.sealed_certificate.cert_id,
+                    sealed_code_prefix=SEALED_PREFIX, reader_keys=list(certified.reader_keys))
+    return body
 
 
 @blp.route("", methods=["POST"])

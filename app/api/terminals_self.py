@@ -47,3 +47,19 @@ def me() -> dict[str, Any]:
                            .isoformat(timespec="microseconds"),
             "issuer": ISSUER, "code_ttl_seconds": rt.settings.code_ttl_seconds,
             "clock_leeway_seconds": rt.settings.clock_leeway_seconds}
+
+
+class ReaderKeysOut(ma.Schema):
+    keys = ma.fields.List(ma.fields.Dict(), required=True, metadata={
+        "description": "reader keys (current, next, retired in grace): {kid, state, valid_from, "
+                       "valid_until, public_key, private_key (P-256 JWK with d)}; replace the held set"})
+
+
+@blp.route("/me/reader-keys", methods=["GET"])
+@require(Role.TERMINAL)
+@blp.response(200, ReaderKeysOut)
+def reader_keys() -> dict[str, Any]:
+    """The private reader keys that open sealed `CC3:` codes (terminals only; keep them like the
+    terminal token). Replace the held set with this one on every sync."""
+    ring = runtime().devices.reader_keys
+    return {"keys": ring.for_terminals() if ring is not None else []}

@@ -209,3 +209,121 @@ def possession_proof(device_key: ec.EllipticCurvePrivateKey, purpose: str, citiz
     message = b"\n".join((b"citycode-device-pop/1", purpose.encode(), citizen_id.encode(),
                           str(signed_at).encode()))
     return b64url_encode(sign_es256(device_key, message)).decode("ascii")
+
+
+# == "CC3:": the sealed form (nothing for bystanders) ============================================
+# Full specification: docs/code-format-v2.md, sections 6-8. In short::
+#
+#   code      = "CC3:" base45( COSE_Sign1 )                       ; 276 bytes, always (padding)
+#   COSE_Sign1= [ h'' (ES256 pinned by the prefix), {}, bstr .cbor [rkid(4), epk(33), ct], sig(64) ]
+#               signed by the DEVICE key with external AAD = aad (below)
+#   epk       = a fresh P-256 key per code, SEC1 compressed; Z = ECDH(epk, reader key rkid)
+#   key|iv|aad= HKDF-SHA-256(salt = '', IKM = Z, info = "citycode-cc3/1" || rkid || epk, 48)
+#   ct        = AES-128-CTR(key, iv, [cert3, t] || zero padding)
+#   cert3     = [ h'', {4: kid-hint(4)}, bstr .cbor {2: sub, 4: exp, 6: iat, 8: cnf, "ent": mask}, sig ]
+#               signed by a SERVICE key; certificate id = SHA-256(cert3)[:8]
+SEALED_PREFIX = "CC3:"
+SEALED_CODE_BYTES = 276
+"""Every CC3 code is padded to this many bytes: 4 + 414 characters = QR version 12 at M (419)."""
+READER_KID_BYTES = 4
+CERT3_HINT_BYTES = 4
+EPK_BYTES = 33
+HKDF_INFO = b"citycode-cc3/1"
+ENT_BIT_ORDER = "sedpgyrlzj"
+"""Bit i of a v3 certificate's ``ent`` mask is this string's letter i (app.codes.wire letters).
+Append-only, as the letters: a new entitlement takes the next bit."""
+
+
+def ent_mask(entitlements: Iterable[str]) -> int:
+    letters = entitlement_letters(entitlements)
+    return sum(1 << ENT_BIT_ORDER.index(letter) for letter in letters)
+
+
+def ent_letters(mask: int) -> str:
+    """The letters of a mask (``Malformed`` for a bit no letter has)."""
+    if mask >> len(ENT_BIT_ORDER):
+        raise Malformed("entitlement mask has an unknown bit")
+    return "".join(sorted(letter for i, letter in enumerate(ENT_BIT_ORDER) if mask >> i & 1))
+
+
+def cert3_hint(kid: str) -> bytes:
+    return hashlib.sha256(kid.encode("utf-8")).digest()[:CERT3_HINT_BYTES]
+
+
+def cert3_id(certificate: bytes) -> str:
+    """A v3 certificate's id (what the revocation feed names): base64url(SHA-256(bytes)[:8])."""
+    return cert_id_text(hashlib.sha256(certificate).digest()[:CTI_BYTES])
+
+
+def issue_sealed_certificate(signing_key: ec.EllipticCurvePrivateKey, kid: str, *, subject: str,
+                             entitlements: Iterable[str], device_key: ec.EllipticCurvePublicKey,
+                             now: float, expires_at: float) -> IssuedCertificate:
+    """A v3 device certificate (for CC3 codes): no header algorithm (the prefix pins ES256), a
+    4-byte key hint, no ``cti`` (the id is the certificate's hash), entitlements as a bit mask."""
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUB_CHARS:
+        raise ValueError(f"subject must be a string of 1..{MAX_SUB_CHARS} characters")
+    iat, exp = math.floor(now), math.floor(expires_at)
+    if not 0 < exp - iat <= MAX_CERT_SECONDS:
+        raise ValueError("certificate validity must be positive and at most MAX_CERT_SECONDS")
+    claims = {SUB: subject, EXP: exp, IAT: iat, CNF: {COSE_KEY: cose_key(device_key)},
+              ENT: ent_mask(entitlements)}
+    payload = cbor.dumps(claims)
+    signature = sign_es256(signing_key, sig_structure(b"", payload))
+    certificate = (b"\x84\x40\xa1\x04" + _bstr(cert3_hint(kid)) + _bstr(payload) + _bstr(signature))
+    return IssuedCertificate(certificate, cert3_id(certificate), iat, exp)
+
+
+def reader_kid(public_key: ec.EllipticCurvePublicKey) -> bytes:
+    """A reader key's id: the first 4 bytes of SHA-256 over its uncompressed point."""
+    point = public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return hashlib.sha256(point).digest()[:READER_KID_BYTES]
+
+
+def seal_keys(shared: bytes, rkid: bytes, epk: bytes) -> tuple[bytes, bytes, bytes]:
+    """``(AES-128 key, CTR initial counter block, external AAD)`` from the ECDH secret."""
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    okm = HKDF(hashes.SHA256(), 48, salt=None, info=HKDF_INFO + rkid + epk).derive(shared)
+    return okm[:16], okm[16:32], okm[32:]
+
+
+def aes_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    encryptor = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def _ct_len() -> int:
+    """Ciphertext bytes that make the whole code ``SEALED_CODE_BYTES``: 3 bytes of outer head,
+    2 of payload head, 1 + 5 + 35 of [rkid, epk, …], 2 of the ciphertext's head, 66 of signature."""
+    return SEALED_CODE_BYTES - (3 + 2 + 1 + 5 + 35 + 2 + 66)
+
+
+SEALED_PLAINTEXT_BYTES = _ct_len()  # 162
+
+
+def mint_sealed_code(certificate: bytes, device_key: ec.EllipticCurvePrivateKey, rkid: bytes,
+                     reader_key: ec.EllipticCurvePublicKey, *, now: float,
+                     ephemeral: ec.EllipticCurvePrivateKey | None = None) -> DeviceCode:
+    """What the phone does for a CC3 code: seal ``[cert3, t]`` to the reader key, sign it."""
+    if len(rkid) != READER_KID_BYTES:
+        raise ValueError("a reader key id is 4 bytes")
+    t = math.floor(now)
+    ephemeral = ec.generate_private_key(ec.SECP256R1()) if ephemeral is None else ephemeral
+    epk = ephemeral.public_key().public_bytes(serialization.Encoding.X962,
+                                              serialization.PublicFormat.CompressedPoint)
+    key, iv, aad = seal_keys(ephemeral.exchange(ec.ECDH(), reader_key), rkid, epk)
+    plaintext = b"\x82" + certificate + cbor.dumps(t)
+    plaintext += bytes(max(0, SEALED_PLAINTEXT_BYTES - len(plaintext)))
+    payload = b"\x83" + _bstr(rkid) + _bstr(epk) + _bstr(aes_ctr(key, iv, plaintext))
+    signature = sign_es256(device_key, sig_structure(b"", payload, aad))
+    raw = b"\x84\x40\xa0" + _bstr(payload) + _bstr(signature)
+    return DeviceCode(SEALED_PREFIX + base45.encode(raw), t, epk)
+
+
+def unwrap_sealed(code: str) -> bytes:
+    if not code.startswith(SEALED_PREFIX):
+        raise Malformed("not a sealed device-bound code")
+    try:
+        return base45.decode(code[len(SEALED_PREFIX):])
+    except ValueError:
+        raise Malformed("device code is not canonical base45") from None

@@ -35,17 +35,22 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.codes import cbor
 from app.codes.decision import CodeClaims, new_claims
-from app.codes.device import (CNF, CODE_SECONDS, COSE_KEY, CTI, CTI_BYTES, DEVICE_PREFIX, ENT, ES256,
-                              EXP, IAT, KID_HINT_BYTES, MAX_CERT_SECONDS, MAX_DEVICE_CODE_CHARS, SUB,
-                              cert_id_text, kid_hint, public_key_from_cose, sig_structure, unwrap)
+from app.codes.device import (CERT3_HINT_BYTES, CNF, CODE_SECONDS, COSE_KEY, CTI, CTI_BYTES, DEVICE_PREFIX,
+                              ENT, EPK_BYTES, ES256, EXP, IAT, KID_HINT_BYTES, MAX_CERT_SECONDS,
+                              MAX_DEVICE_CODE_CHARS, READER_KID_BYTES, SEALED_PREFIX, SUB, aes_ctr,
+                              cert3_hint, cert3_id, cert_id_text, ent_letters, kid_hint,
+                              public_key_from_cose, seal_keys, sig_structure, unwrap, unwrap_sealed)
 from app.codes.errors import BadSignature, Malformed, UnknownKey
 from app.codes.wire import MAX_NUMERIC_DATE, MAX_SUB_CHARS, b64url_encode, entitlement_names
 from app.signing.keyfiles import PublicKey
 
 KeySource = Callable[[], Mapping[str, tuple[str, PublicKey]]]
+ReaderKeySource = Callable[[], Mapping[bytes, ec.EllipticCurvePrivateKey]]
+"""The reader keys this reader holds: 4-byte kid → P-256 private key (CC3 codes)."""
 SignatureCheck = Callable[[Any, bytes, bytes], None]
 
 CLAIM_KEYS = frozenset({SUB, EXP, IAT, CTI, CNF, ENT})
+CLAIM3_KEYS = frozenset({SUB, EXP, IAT, CNF, ENT})
 MIN_NONCE_BYTES, MAX_NONCE_BYTES = 8, 16
 DEFAULT_CACHE_SIZE = 4096
 
@@ -103,7 +108,8 @@ class DeviceCodes:
 
     def __init__(self, keys: KeySource, issuer: str, verify_es256: SignatureCheck, *,
                  code_seconds: int = CODE_SECONDS, max_cert_seconds: int = MAX_CERT_SECONDS,
-                 cache_size: int = DEFAULT_CACHE_SIZE, max_chars: int = MAX_DEVICE_CODE_CHARS) -> None:
+                 cache_size: int = DEFAULT_CACHE_SIZE, max_chars: int = MAX_DEVICE_CODE_CHARS,
+                 reader_keys: ReaderKeySource | None = None) -> None:
         if code_seconds <= 0 or max_cert_seconds <= 0 or max_chars <= 0:
             raise ValueError("code_seconds, max_cert_seconds and max_chars must be positive")
         self.keys = keys
@@ -114,11 +120,15 @@ class DeviceCodes:
         self.cache = CertificateCache(cache_size)
         self._verify = verify_es256
         self._hints: tuple[object, dict[bytes, str | None]] = (None, {})
+        self._hints3: tuple[object, dict[bytes, str | None]] = (None, {})
+        self.reader_keys: ReaderKeySource = reader_keys or (lambda: {})
 
     def authentic(self, code: str) -> tuple[CodeClaims, int, str]:
         """``(claims, valid_from, certificate id)`` of an authentic code; raises ``CodeError``."""
         if len(code) > self.max_chars or not code.isascii():
             raise Malformed("device code too long or not ASCII")
+        if code[:4] == SEALED_PREFIX:
+            return self._sealed(code)
         payload, signature, certificate, t, nonce = _outer(unwrap(code))
         if t > MAX_NUMERIC_DATE:
             raise Malformed("t must be an integer time")
@@ -130,14 +140,55 @@ class DeviceCodes:
                             cert.cert_id + b64url_encode(nonce).decode("ascii"), cert.ent, cert.kid)
         return claims, max(t, cert.iat), cert.cert_id
 
-    def certificate(self, certificate: bytes) -> VerifiedCertificate:
+    def _sealed(self, code: str) -> tuple[CodeClaims, int, str]:
+        """A CC3 code: open it with the reader key its kid names, then the CC2 checks."""
+        raw = unwrap_sealed(code)
+        if raw[:3] != _SEALED_HEAD:
+            raise Malformed("sealed code must start with a COSE_Sign1 of empty headers")
+        payload, payload_end = _bytes_at(raw, 3)
+        signature, end = _bytes_at(raw, payload_end)
+        if end != len(raw):
+            raise Malformed("bytes after the device code")
+        if payload[:1] != b"\x83":
+            raise Malformed("sealed payload is [reader kid, ephemeral key, ciphertext]")
+        rkid, pos = _bytes_at(payload, 1)
+        epk, pos = _bytes_at(payload, pos)
+        ciphertext, pos = _bytes_at(payload, pos)
+        if pos != len(payload) or len(rkid) != READER_KID_BYTES or len(epk) != EPK_BYTES:
+            raise Malformed("sealed payload has the wrong shape")
+        reader_key = self.reader_keys().get(rkid)
+        if reader_key is None:
+            raise UnknownKey("reader key " + rkid.hex() + " is not held by this reader")
+        try:
+            ephemeral = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), epk)
+            if epk[0] not in (2, 3):
+                raise ValueError("not compressed")
+        except ValueError:
+            raise Malformed("ephemeral key is not a compressed P-256 point") from None
+        key, iv, aad = seal_keys(reader_key.exchange(ec.ECDH(), ephemeral), rkid, epk)
+        plain = aes_ctr(key, iv, ciphertext)
+        if plain[:1] != b"\x82":
+            raise Malformed("sealed plaintext is [certificate, t]")
+        cert_end = _cert3_end(plain, 1)
+        t, pos = _argument(plain, cert_end, 0)
+        if plain[pos:].strip(b"\x00"):
+            raise Malformed("sealed padding must be zero bytes")
+        if t > MAX_NUMERIC_DATE:
+            raise Malformed("t must be an integer time")
+        cert = self.certificate(plain[1:cert_end], version=3)
+        self._verify(cert.device_key, signature, sig_structure(b"", payload, aad))
+        claims = new_claims(self.issuer, cert.sub, cert.iat, min(t + self.code_seconds, cert.exp),
+                            cert.cert_id + b64url_encode(epk[1:13]).decode("ascii"), cert.ent, cert.kid)
+        return claims, max(t, cert.iat), cert.cert_id
+
+    def certificate(self, certificate: bytes, version: int = 2) -> VerifiedCertificate:
         """The verified certificate: from the cache if its key is still the same, else checked."""
         cached = self.cache.get(certificate)
         if cached is not None:
             entry = self.keys().get(cached.kid)
             if entry is not None and entry[1] is cached.service_key:
                 return cached
-        verified = self._check_certificate(certificate)
+        verified = self._check_certificate3(certificate) if version == 3 else self._check_certificate(certificate)
         self.cache.put(certificate, verified)
         return verified
 
@@ -164,6 +215,40 @@ class DeviceCodes:
             raise BadSignature("certificate key is not an ES256 key")
         self._verify(entry[1], signature, sig_structure(protected, payload))
         return self._claims(cbor.loads(payload), kid, entry[1])
+
+    def _check_certificate3(self, certificate: bytes) -> VerifiedCertificate:
+        parts = cbor.loads(certificate)
+        if type(parts) is not list or len(parts) != 4:
+            raise Malformed("a certificate is a COSE_Sign1 array of four")
+        protected, unprotected, payload, signature = parts
+        if protected != b"" or type(unprotected) is not dict or set(unprotected) != {4} \
+                or type(unprotected[4]) is not bytes or len(unprotected[4]) != CERT3_HINT_BYTES \
+                or type(payload) is not bytes or type(signature) is not bytes:
+            raise Malformed("a v3 certificate is [h'', {4: 4-byte kid hint}, payload, signature]")
+        keys = self.keys()
+        source, hints = self._hints3
+        if source is not keys:
+            hints = {}
+            for name in keys:
+                hinted = cert3_hint(name)
+                hints[hinted] = None if hinted in hints else name
+            self._hints3 = (keys, hints)
+        kid = hints.get(unprotected[4])
+        entry = keys.get(kid) if kid is not None else None
+        if kid is None or entry is None:
+            raise UnknownKey(unprotected[4].hex())
+        if entry[0] != "ES256":
+            raise BadSignature("certificate key is not an ES256 key")
+        self._verify(entry[1], signature, sig_structure(b"", payload))
+        claims = cbor.loads(payload)
+        if type(claims) is not dict or claims.keys() != CLAIM3_KEYS:
+            raise Malformed("v3 certificate claims must be exactly sub, exp, iat, cnf, ent")
+        mask = claims[ENT]
+        if type(mask) is not int:
+            raise Malformed("v3 certificate ent must be a bit mask")
+        checked = self._claims({**claims, CTI: b"\x00" * CTI_BYTES, ENT: ent_letters(mask)}, kid, entry[1])
+        return VerifiedCertificate(checked.sub, checked.iat, checked.exp, cert3_id(certificate), checked.ent,
+                                   kid, entry[1], checked.device_key)
 
     def _kid_for(self, keys: Mapping[str, tuple[str, PublicKey]], hint: bytes) -> str | None:
         """The JWKS kid whose hint this is (None when no key, or two keys, have it); the map is
@@ -231,6 +316,19 @@ def _bytes_at(data: bytes, pos: int) -> tuple[bytes, int]:
     return data[pos:end], end
 
 
+_SEALED_HEAD = b"\x84\x40\xa0"  # array(4), h'' (no protected header), {} (empty map)
+
+
+def _cert3_end(data: bytes, pos: int) -> int:
+    """Where the v3 certificate that starts at ``pos`` ends (its exact bytes are then checked by
+    the strict decoder): 84 40 A1 04 44 <hint> <payload bstr> <signature bstr>."""
+    if data[pos:pos + 5] != b"\x84\x40\xa1\x04\x44":
+        raise Malformed("sealed certificate is not a v3 certificate")
+    _, end = _bytes_at(data, pos + 5 + CERT3_HINT_BYTES)
+    _, end = _bytes_at(data, end)
+    return end
+
+
 def _outer(raw: bytes) -> tuple[bytes, bytes, bytes, int, bytes]:
     """``(payload as a bstr with its head, signature, certificate, t, nonce)`` of the one accepted
     encoding of a device code's COSE_Sign1 (see the module docstring). Lengths are in their
@@ -252,4 +350,4 @@ def _outer(raw: bytes) -> tuple[bytes, bytes, bytes, int, bytes]:
 
 
 def is_device_code(code: object) -> bool:
-    return type(code) is str and code.startswith(DEVICE_PREFIX)
+    return type(code) is str and (code.startswith(DEVICE_PREFIX) or code.startswith(SEALED_PREFIX))

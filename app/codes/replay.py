@@ -14,20 +14,25 @@ from typing import Callable, Protocol
 import redis
 
 from app.codes.errors import ReplayUnavailable
+from app.codes.shards import rider_tag
 
 
 class ReplayStore(Protocol):
-    def claim(self, iss: str, jti: str, expires_at: float) -> bool:
+    def claim(self, iss: str, jti: str, expires_at: float, sub: str = "") -> bool:
         """Atomically record first use; True the first time, False ever after (until
-        ``expires_at``, when the code itself no longer verifies). Raises ``ReplayUnavailable``
+        ``expires_at``, when the code itself no longer verifies). ``sub`` (signed in the code)
+        picks the key's cluster slot (``app.store.slots``). Raises ``ReplayUnavailable``
         when the store cannot answer."""
         ...
 
 
-def replay_key(prefix: str, iss: str, jti: str) -> str:
-    """``<prefix><len(iss)>:<iss>:<jti>`` — the length prefix keeps distinct pairs distinct
-    whatever characters ``iss`` holds."""
-    return f"{prefix}{len(iss)}:{iss}:{jti}"
+def replay_key(prefix: str, iss: str, jti: str, sub: str = "") -> str:
+    """``<prefix>{rNN}:<len(iss)>:<iss>:<jti>`` — the length prefix keeps distinct pairs distinct
+    whatever characters ``iss`` holds; ``{rNN}`` is the rider shard of ``sub`` (the code's signed
+    pseudonym), so the key is in the slot of the rider's scene state in a Redis Cluster
+    (``app.store.slots``). A device-bound code's key is the same with ``jti`` = certificate id +
+    nonce and ``sub`` the certificate's pseudonym."""
+    return f"{prefix}{rider_tag(sub)}:{len(iss)}:{iss}:{jti}"
 
 
 DEFAULT_PREFIX = "cc:replay:"
@@ -52,17 +57,17 @@ class RedisReplayStore:
         self.prefix = prefix
         self.margin_seconds = margin_seconds
 
-    def key(self, iss: str, jti: str) -> str:
-        """The Redis key for ``(iss, jti)`` (scenes' Lua scripts claim the same key)."""
-        return replay_key(self.prefix, iss, jti)
+    def key(self, iss: str, jti: str, sub: str = "") -> str:
+        """The Redis key for ``(iss, jti)`` of ``sub``'s code (scenes' Lua scripts claim the same key)."""
+        return replay_key(self.prefix, iss, jti, sub)
 
     def expire_at(self, expires_at: float) -> int:
         """The absolute Unix time the record is kept until."""
         return record_until(expires_at, self.margin_seconds)
 
-    def claim(self, iss: str, jti: str, expires_at: float) -> bool:
+    def claim(self, iss: str, jti: str, expires_at: float, sub: str = "") -> bool:
         try:
-            stored = self.client.set(self.key(iss, jti), b"1", nx=True,
+            stored = self.client.set(self.key(iss, jti, sub), b"1", nx=True,
                                      exat=self.expire_at(expires_at))
         except (redis.RedisError, OSError) as exc:
             raise ReplayUnavailable(f"replay store unavailable: {type(exc).__name__}") from exc
@@ -86,7 +91,7 @@ class MemoryReplayStore:
         self._until: dict[str, dict[str, float]] = {}
         self._arrivals: deque[tuple[float, str, str]] = deque()
 
-    def claim(self, iss: str, jti: str, expires_at: float) -> bool:
+    def claim(self, iss: str, jti: str, expires_at: float, sub: str = "") -> bool:
         with self._lock:
             now = self._clock()
             arrivals = self._arrivals

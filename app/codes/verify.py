@@ -14,7 +14,7 @@ checks out, and the replay record is written only for an authentic, current, tru
 7. trust: suspended citizen, revoked code, revoked entitlements drop out of ``ent``;
 8. replay (``verify`` only): first use of ``(iss, jti)``.
 
-Device-bound codes (prefix ``CC2:``, ``app.codes.device``) take steps 1–5 in
+Device-bound codes (prefixes ``CC2:`` and the sealed ``CC3:``, ``app.codes.device``) take steps 1–5 in
 ``app.codes.device_verify`` (two signatures, the certificate cached) and then the same steps 6–8,
 plus the revocation of their certificate; their replay key is ``(iss, certificate id + nonce)``.
 
@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from app.codes.decision import CodeClaims, Decision, new_claims
-from app.codes.device import CODE_SECONDS, DEVICE_PREFIX, MAX_CERT_SECONDS
-from app.codes.device_verify import DEFAULT_CACHE_SIZE, DeviceCodes
+from app.codes.device import CODE_SECONDS, DEVICE_PREFIX, MAX_CERT_SECONDS, SEALED_PREFIX
+from app.codes.device_verify import DEFAULT_CACHE_SIZE, DeviceCodes, ReaderKeySource
 from app.codes.errors import (BadSignature, CodeError, Expired, Malformed, NotYetValid,
                               ReplayUnavailable, Replayed, Revoked, Suspended, UnknownKey,
                               WrongType)
@@ -111,7 +111,8 @@ class Verifier:
                  leeway: int = 5, clock: Callable[[], float] = time.time,
                  max_code_bytes: int = 1024, device_code_seconds: int = CODE_SECONDS,
                  max_certificate_seconds: int = MAX_CERT_SECONDS,
-                 certificate_cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+                 certificate_cache_size: int = DEFAULT_CACHE_SIZE,
+                 reader_keys: ReaderKeySource | None = None) -> None:
         unsupported = set(algorithms) - set(SUPPORTED_ALGORITHMS)
         if not algorithms or unsupported:
             raise ValueError(f"algorithms must be a non-empty subset of {SUPPORTED_ALGORITHMS}")
@@ -129,7 +130,7 @@ class Verifier:
         self._headers: dict[bytes, tuple[str, str]] = {}
         self.device = DeviceCodes(keys, issuer, _verify_es256, code_seconds=device_code_seconds,
                                   max_cert_seconds=max_certificate_seconds,
-                                  cache_size=certificate_cache_size)
+                                  cache_size=certificate_cache_size, reader_keys=reader_keys)
 
     # -- public --------------------------------------------------------------------------------
     def verify(self, code: str | bytes) -> Decision:
@@ -139,7 +140,7 @@ class Verifier:
     def check(self, code: str | bytes) -> Decision:
         """Steps 1–7 without recording first use (for scenes that claim replay atomically with
         their own state change)."""
-        if code.__class__ is str and code[:4] == DEVICE_PREFIX:
+        if code.__class__ is str and (code[:4] == DEVICE_PREFIX or code[:4] == SEALED_PREFIX):
             return self._check_device(code)  # type: ignore[arg-type]
         try:
             claims, valid_from = self._authentic_claims(code)
@@ -156,7 +157,7 @@ class Verifier:
         if decision.decision != "accept" or claims is None:
             return decision
         try:
-            first = self.replay.claim(claims.iss, claims.jti, claims.exp + self.leeway)
+            first = self.replay.claim(claims.iss, claims.jti, claims.exp + self.leeway, claims.sub)
         except ReplayUnavailable as error:
             return Decision.from_error(error, claims)
         if not first:

@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session
 from app.audit import log as audit
 from app.city import CITY_TZ
 from app.codes import cbor
-from app.codes.device import (CODE_SECONDS, IssuedCertificate, issue_certificate, public_key_from_cose,
-                              public_key_from_jwk)
+from app.codes.device import (CODE_SECONDS, IssuedCertificate, issue_certificate, issue_sealed_certificate,
+                              public_key_from_cose, public_key_from_jwk)
 from app.codes.errors import Malformed
 from app.db import Database
 from app.db.models import Credential
@@ -45,6 +45,7 @@ from app.devices.store import Device, DeviceCertificate, by_key, latest_expiry, 
 from app.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
 from app.registry import citizens, credentials, revocations
 from app.signing.keyring import KeyRingCache
+from app.signing.reader_keys import ReaderKeyRing
 
 POP_LABEL = b"citycode-device-pop/1"  # app.codes.device.possession_proof signs the same
 POP_WINDOW = 300
@@ -57,6 +58,8 @@ class CertifiedDevice:
     device_id: str
     certificate: IssuedCertificate
     refresh_after: int
+    sealed_certificate: IssuedCertificate | None = None  # v3, for sealed CC3 codes
+    reader_keys: tuple[dict[str, Any], ...] = ()  # public reader keys a phone seals CC3 codes to
 
 
 def pop_message(purpose: str, citizen_id: str, signed_at: int) -> bytes:
@@ -118,9 +121,10 @@ class DeviceDesk:
     """Citizens' devices: register, refresh, list, remove. ``keys`` signs the certificates."""
 
     def __init__(self, db: Database, keys: KeyRingCache, *, cert_seconds: int, issuer: str,
-                 code_seconds: int = CODE_SECONDS) -> None:
+                 code_seconds: int = CODE_SECONDS, reader_keys: ReaderKeyRing | None = None) -> None:
         self.db, self.keys, self.cert_seconds, self.issuer = db, keys, cert_seconds, issuer
         self.code_seconds = code_seconds
+        self.reader_keys = reader_keys
 
     def register(self, citizen_id: str, public_key: Any, signed_at: int, signature: str,
                  label: str | None = None, now: float | None = None) -> CertifiedDevice:
@@ -202,5 +206,12 @@ class DeviceDesk:
                                    entitlements=held, device_key=key, now=now, expires_at=until)
         session.add(DeviceCertificate(cert_id=issued.cert_id, device_id=device.id,
                                       issued_at=issued.issued_at, expires_at=issued.expires_at))
+        sealed, readers = None, ()
+        if self.reader_keys is not None:  # the same facts as a v3 certificate, for CC3 codes
+            sealed = issue_sealed_certificate(ring.signing_key, ring.current_kid, subject=citizen.pseudonym,  # type: ignore[arg-type]
+                                              entitlements=held, device_key=key, now=now, expires_at=until)
+            session.add(DeviceCertificate(cert_id=sealed.cert_id, device_id=device.id,
+                                          issued_at=sealed.issued_at, expires_at=sealed.expires_at))
+            readers = tuple(self.reader_keys.for_phones(now))
         refresh = issued.issued_at + max(60, (issued.expires_at - issued.issued_at) // 2)
-        return CertifiedDevice(device.id, issued, refresh)
+        return CertifiedDevice(device.id, issued, refresh, sealed, readers)

@@ -20,6 +20,7 @@ import redis
 
 from app.errors import Unavailable
 from app.registry.credential_types import default_fields
+from app.store.redis import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,10 @@ class DisclosureStore:
         """Store a new request and index it under its citizen."""
         keep = int(ttl_seconds + self.retention_seconds)
         index = INDEX_PREFIX + disclosure.subject
-        pipe = self.client.pipeline(transaction=True)
+        # One MULTI on a single Redis. In a cluster the request and the index are in different
+        # slots: one pipeline, the request first; a failure between leaves a request nobody lists
+        # (it expires) — an index entry without its request is dropped by ``about``.
+        pipe = self.client.pipeline(transaction=not is_cluster(self.client))
         pipe.hset(KEY_PREFIX + disclosure.id, mapping=disclosure.stored())  # type: ignore[arg-type]
         pipe.expire(KEY_PREFIX + disclosure.id, keep)
         pipe.zadd(index, {disclosure.id: disclosure.expires_at})

@@ -1,20 +1,39 @@
 """Hall queues in Redis: take a number, call the next, skip a no-show, show the board.
 
 Keys, per hall and city day (``<day>`` is YYYYMMDD in Asia/Shanghai, so numbers restart at local
-midnight); every key is refreshed to a two-day TTL whenever it is written:
+midnight); every key is refreshed to a two-day TTL whenever it is written. All carry the hall's
+hash tag ``{hall:<hall>}`` (``app.store.slots``), so a hall's queue is one Redis Cluster slot and
+halls spread over the masters:
 
-- ``cc:hall:<hall>:<day>:seq:<service>`` — INCR: the service's last number (A001, A002 …);
-- ``cc:hall:<hall>:<day>:wait:<service>`` — list: waiting tickets, oldest first;
-- ``cc:hall:<hall>:<day>:issue`` — INCR: hall-wide issue order, to find the oldest ticket across
-  the services a counter serves;
-- ``cc:hall:<hall>:<day>:tickets`` — hash ticket → pseudonym (``sub``) it is bound to;
-- ``cc:hall:<hall>:<day>:rank`` — hash ticket → issue order; ``…:issued`` — ticket → issue time;
-- ``cc:hall:<hall>:<day>:held`` — hash ``<service>:<sub>`` → that citizen's latest ticket;
-- ``cc:hall:<hall>:<day>:calling`` — hash counter → ticket it is calling now;
-- ``cc:hall:<hall>:<day>:status`` — hash ticket → ``called`` / ``served`` / ``skipped``.
+- ``cc:hall:{hall:<hall>}:<day>:seq:<service>`` — INCR: the service's last number (A001, A002 …);
+- ``cc:hall:{hall:<hall>}:<day>:wait:<service>`` — list: waiting tickets, oldest first;
+- ``…:issue`` — INCR: hall-wide issue order, to find the oldest ticket across the services a
+  counter serves;
+- ``…:tickets`` — hash ticket → pseudonym (``sub``) it is bound to;
+- ``…:rank`` — hash ticket → issue order; ``…:issued`` — ticket → issue time;
+- ``…:held`` — hash ``<service>:<sub>`` → that citizen's latest ticket;
+- ``…:codes`` — hash ``<len(iss)>:<iss>:<jti>`` → ``<ticket>|<existing>``: the number a code took;
+- ``…:calling`` — hash counter → ticket it is calling now;
+- ``…:status`` — hash ticket → ``called`` / ``served`` / ``skipped``.
 
-Taking a number claims the code's first use (``cc:replay:…``, shared with verification) in the
-same Lua script, so a replayed code never gets a number and two kiosks racing never share one.
+Taking a number is two scripts, because the code's replay key is in the rider's slot
+(``cc:replay:{rNN}:…``, shared with verification and every scene) and the queue in the hall's:
+
+1. ``_TAKE`` (hall slot) gives the citizen a number — a new one, or the one they already wait
+   with for the service — and remembers it under the code (``codes``); a code that already took a
+   number gets that number again and nothing new (a retry completes, never doubles);
+2. ``_CLAIM`` (rider slot, behind the record prelude) claims the code's first use and appends the
+   scan record with the ticket, so a replayed code is refused and recorded ``replayed``.
+
+On a single Redis both steps are one script (``_TAKE_ONE``: one round trip). In a cluster, when
+step 2 does not accept (replayed, Redis failing) a number step 1 created in this call is
+voided (``_VOID``: out of the wait list and the hashes; its sequence number stays
+burnt). A worker dying between the steps, or Redis failing just when a number is voided, leaves a
+number in the queue that nobody was told (``citycode_hall_tickets_orphaned_total`` counts the
+failed voids; a crash cannot count itself): the counter calls it and skips the no-show. A step 2 that finds the trust state stale keeps the
+number for the scan's redo (the same number, completed); if the redo denies the code before any
+script (a revocation announced just then), that number is left the same way. Two kiosks
+racing with one code both get past step 1 with the same number; exactly one claims the code.
 Prefixes are unique within a hall, so a ticket string names one service's number there.
 """
 from __future__ import annotations
@@ -23,21 +42,77 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import redis
+from prometheus_client import Counter
 
 from app.codes.decision import CodeClaims
 from app.codes.errors import Degraded, Replayed
 from app.hall.config import Hall, Service
-from app.records.sink import ScanRecords
+from app.records.sink import ScanRecords, TrustMoved
 from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
 from app.scenes.base import local_date
+from app.store.redis import is_cluster
+from app.store.slots import place_tag, shard_of
 
 KEY_TTL_SECONDS = 2 * 24 * 3600
 
-# Behind app.records.stream.PRELUDE. KEYS[3..10]: replay, seq, wait, issue, tickets, rank, issued,
-# held.  ARGV[4..9]: replay EXAT, sub, service, prefix, now, ttl.
-# A citizen already waiting for this service gets the same ticket back; the code is spent anyway.
-# Every outcome is recorded; a ticket's record carries what the kiosk was told.
+# Hall slot. KEYS[1..8]: seq, wait, issue, tickets, rank, issued, held, codes.
+# ARGV[1..6]: sub, service, prefix, now, ttl, code id.
+# Returns {made, ticket, ahead, issued_at, existing}: made 1 = a new number now, 0 = none made now
+# (the citizen's waiting one handed back, or the number this code took before).
 _TAKE = """
+local done = redis.call('HGET', KEYS[8], ARGV[6])
+if done then
+  local ticket, existing = string.match(done, '^(.*)|(%d)$')
+  local ahead = redis.call('LPOS', KEYS[2], ticket) or 0
+  return {0, ticket, ahead, redis.call('HGET', KEYS[6], ticket) or ARGV[4], existing}
+end
+local holder = ARGV[2] .. ':' .. ARGV[1]
+local held = redis.call('HGET', KEYS[7], holder)
+if held then
+  local ahead = redis.call('LPOS', KEYS[2], held)
+  if ahead then
+    redis.call('HSET', KEYS[8], ARGV[6], held .. '|1')
+    redis.call('EXPIRE', KEYS[8], ARGV[5])
+    return {0, held, ahead, redis.call('HGET', KEYS[6], held), '1'}
+  end
+end
+local ticket = ARGV[3] .. string.format('%03d', redis.call('INCR', KEYS[1]))
+local ahead = redis.call('RPUSH', KEYS[2], ticket) - 1
+redis.call('HSET', KEYS[4], ticket, ARGV[1])
+redis.call('HSET', KEYS[5], ticket, redis.call('INCR', KEYS[3]))
+redis.call('HSET', KEYS[6], ticket, ARGV[4])
+redis.call('HSET', KEYS[7], holder, ticket)
+redis.call('HSET', KEYS[8], ARGV[6], ticket .. '|0')
+for i = 1, 8 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+return {1, ticket, ahead, ARGV[4], '0'}
+"""
+
+# Hall slot. KEYS: wait, tickets, rank, issued, held, codes.  ARGV: ticket, holder, code id.
+_VOID = """
+redis.call('LREM', KEYS[1], 0, ARGV[1])
+for i = 2, 4 do redis.call('HDEL', KEYS[i], ARGV[1]) end
+if redis.call('HGET', KEYS[5], ARGV[2]) == ARGV[1] then redis.call('HDEL', KEYS[5], ARGV[2]) end
+redis.call('HDEL', KEYS[6], ARGV[3])
+return 1
+"""
+
+# Behind app.records.stream.PRELUDE, rider slot. KEYS[3]: replay.  ARGV[4..8]: replay EXAT,
+# ticket, ahead, issued_at, existing. Every outcome is recorded; a ticket's record carries what the
+# kiosk was told.
+_CLAIM = """
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EXAT', ARGV[4]) then
+  record('replayed')
+  return {0}
+end
+record('ok', 'ticket', ARGV[5], 'ahead', ARGV[6], 'issued_at', ARGV[7], 'existing', ARGV[8])
+return {1}
+"""
+
+# Single Redis: claim and take in ONE script (one round trip, as before the cluster), behind
+# PRELUDE. KEYS[3..10]: replay, seq, wait, issue, tickets, rank, issued, held.
+# ARGV[4..9]: replay EXAT, sub, service, prefix, now, ttl. Returns {0} (replayed) or
+# {made, ticket, ahead, issued_at, existing}.
+_TAKE_ONE = """
 if not redis.call('SET', KEYS[3], '1', 'NX', 'EXAT', ARGV[4]) then
   record('replayed')
   return {0}
@@ -49,7 +124,7 @@ if held then
   if ahead then
     local issued = redis.call('HGET', KEYS[9], held)
     record('ok', 'ticket', held, 'ahead', tostring(ahead), 'issued_at', issued, 'existing', '1')
-    return {2, held, ahead, issued}
+    return {2, held, ahead, issued, '1'}
   end
 end
 local ticket = ARGV[7] .. string.format('%03d', redis.call('INCR', KEYS[4]))
@@ -60,8 +135,11 @@ redis.call('HSET', KEYS[9], ticket, ARGV[8])
 redis.call('HSET', KEYS[10], holder, ticket)
 for i = 4, 10 do redis.call('EXPIRE', KEYS[i], ARGV[9]) end
 record('ok', 'ticket', ticket, 'ahead', tostring(ahead), 'issued_at', ARGV[8], 'existing', '0')
-return {1, ticket, ahead, ARGV[8]}
+return {1, ticket, ahead, ARGV[8], '0'}
 """
+
+ORPHANED = Counter("citycode_hall_tickets_orphaned_total",
+                   "Hall numbers made for a scan that was not accepted and not voided")
 
 # KEYS: calling, status, rank, then one wait list per candidate service.  ARGV: counter, ttl.
 # The oldest head (lowest hall-wide rank) wins; the counter's previous call counts as served.
@@ -129,7 +207,10 @@ class HallQueue:
         self.leeway = leeway
         self.ttl = ttl
         self.records = records or ScanRecords(client, leeway=leeway)
-        self._take = self.records.script(_TAKE, "hall.take")
+        self._take = AtomicScript(client, _TAKE, "hall.take", wait_replicas=self.records.wait_replicas)
+        self._void = AtomicScript(client, _VOID, "hall.void")
+        self._claim = self.records.script(_CLAIM, "hall.claim")
+        self._take_one = None if is_cluster(client) else self.records.script(_TAKE_ONE, "hall.take")
         self._call = AtomicScript(client, _CALL, "hall.call")
         self._skip = AtomicScript(client, _SKIP, "hall.skip")
 
@@ -141,15 +222,45 @@ class HallQueue:
         ``TrustMoved`` if the trust generation moved (nothing changed).
         """
         day = _day_prefix(hall.hall, now)
-        keys = [replay_key_for(claims), f"{day}seq:{service.service}", f"{day}wait:{service.service}",
-                *(day + name for name in ("issue", "tickets", "rank", "issued", "held"))]
-        args = [replay_expiry(claims, self.leeway), claims.sub, service.service, service.prefix,
-                f"{now:.3f}", self.ttl]
-        outcome = self._take(keys, args, rec)
+        if self._take_one is not None:
+            keys = [replay_key_for(claims), f"{day}seq:{service.service}", f"{day}wait:{service.service}",
+                    *(day + name for name in ("issue", "tickets", "rank", "issued", "held"))]
+            outcome = self._take_one(keys, [replay_expiry(claims, self.leeway), claims.sub, service.service,
+                                            service.prefix, f"{now:.3f}", self.ttl], rec,
+                                     shard=shard_of(claims.sub))
+            if outcome[0] == 0:
+                raise Replayed(claims.iss, claims.jti)
+            _, ticket, ahead, issued_at, existing = outcome
+            return Ticket(_text(ticket), service.service, int(ahead), float(issued_at), _text(existing) == "1")
+        names = ("issue", "tickets", "rank", "issued", "held", "codes")
+        hall_keys = [f"{day}seq:{service.service}", f"{day}wait:{service.service}", *(day + n for n in names)]
+        code_id = f"{len(claims.iss)}:{claims.iss}:{claims.jti}"
+        made, ticket, ahead, issued_at, existing = self._take(
+            hall_keys, [claims.sub, service.service, service.prefix, f"{now:.3f}", self.ttl, code_id])
+        ticket = _text(ticket)
+        void = [hall_keys[1], *hall_keys[3:]], [ticket, f"{service.service}:{claims.sub}", code_id]
+        try:
+            outcome = self._claim([replay_key_for(claims)],
+                                  [replay_expiry(claims, self.leeway), ticket, ahead, _text(issued_at),
+                                   _text(existing)], rec, shard=shard_of(claims.sub))
+        except Degraded:
+            if made == 1:
+                self._undo(*void)
+            raise
+        # TrustMoved: kept — the scan is decided again at once, and its step 1 finds this number
+        # under the code (``codes``) and completes it
         if outcome[0] == 0:
+            if made == 1:
+                self._undo(*void)
             raise Replayed(claims.iss, claims.jti)
-        _, ticket, ahead, issued_at = outcome
-        return Ticket(_text(ticket), service.service, int(ahead), float(issued_at), outcome[0] == 2)
+        return Ticket(ticket, service.service, int(ahead), float(issued_at), _text(existing) == "1")
+
+    def _undo(self, keys: list[str], args: list[str]) -> None:
+        """Void a number made for a scan that was not accepted (best effort, counted)."""
+        try:
+            self._void(keys, args)
+        except Degraded:
+            ORPHANED.inc()
 
     def call(self, hall: Hall, counter: str, services: Sequence[Service], now: float) -> Call | None:
         """Give ``counter`` the oldest waiting ticket among ``services``; None when nobody waits."""
@@ -194,7 +305,7 @@ class HallQueue:
 
 
 def _day_prefix(hall_id: str, now: float) -> str:
-    return f"cc:hall:{hall_id}:{local_date(now):%Y%m%d}:"
+    return f"cc:hall:{place_tag('hall', hall_id)}:{local_date(now):%Y%m%d}:"
 
 
 def _text(value: bytes | str) -> str:

@@ -7,8 +7,6 @@ import signal
 import sys
 import threading
 
-import redis
-
 from app.config import ConfigError, Settings
 from app.db import Database
 from app.ops import logs
@@ -16,6 +14,7 @@ from app.records.taps import TapUploads
 from app.records.writer import RecordWriter
 from app.taps import TapDesk
 from app.signing.keyring import KeyRingCache, KeyStore
+from app.store.redis import connect
 
 log = logging.getLogger("citycode.records")
 
@@ -34,8 +33,8 @@ def main() -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     # Its own client: the blocking read must not hit the workers' 0.5 s socket timeout.
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.records_block_ms / 1000 + 5,
-                                  socket_connect_timeout=1)
+    client = connect(settings.redis_url, socket_timeout=settings.records_block_ms / 1000 + 5,
+                     connect_timeout=1)
     database = Database(settings.resolved_database_url)
     # The key ring signs audit tree heads (the current key, as for codes; app.audit.tree_store).
     keys = KeyRingCache(KeyStore(settings.resolved_keys_dir,

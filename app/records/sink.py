@@ -17,9 +17,10 @@ from prometheus_client import Counter
 
 from app.codes.decision import CodeClaims, Decision
 from app.codes.errors import Degraded, Replayed
-from app.records.stream import DEFAULT_STREAM, GENERATION_KEY, PRELUDE, draft
+from app.records.stream import DEFAULT_STREAM, GENERATION_KEYS, PRELUDE, draft, shard_stream
 from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
 from app.scenes.base import ScanContext
+from app.store.slots import SHARDS, shard_of
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,19 @@ return {'recorded'}
 
 
 class TrustMoved(Exception):
-    """The feed changed since this worker last looked; nothing was changed or recorded."""
+    """The feed changed since this worker last looked (as the copy of rider shard ``shard`` says);
+    nothing was changed or recorded."""
 
-    def __init__(self, generation: bytes) -> None:
+    def __init__(self, generation: bytes, shard: int = 0) -> None:
         super().__init__("trust generation moved")
         self.generation = generation
+        self.shard = shard
+
+
+def record_shard(ctx: ScanContext, claims: CodeClaims | None) -> int:
+    """The rider shard a scan is recorded in: the code's pseudonym's, or for a code that never
+    verified, the terminal's (so a storm of forged codes spreads by terminal)."""
+    return shard_of(claims.sub if claims is not None else ctx.terminal_id)
 
 
 class RecordingScript:
@@ -60,38 +69,45 @@ class RecordingScript:
     def __init__(self, records: ScanRecords, source: str, name: str) -> None:
         self.records = records
         self.name = name
-        self._script = AtomicScript(records.client, PRELUDE + source, name)
+        self._script = AtomicScript(records.client, PRELUDE + source, name,
+                                    wait_replicas=records.wait_replicas)
 
-    def __call__(self, keys: Sequence[str], args: Sequence[Any], rec: str, *,
+    def __call__(self, keys: Sequence[str], args: Sequence[Any], rec: str, *, shard: int,
                  trust: bool = True) -> list[Any]:
-        """Run; the reply without the prelude. Raises ``TrustMoved`` or ``Degraded``."""
+        """Run in rider shard ``shard`` (its stream and generation copy; ``keys`` must be in its
+        slot); the reply without the prelude. Raises ``TrustMoved`` or ``Degraded``."""
         records = self.records
-        seen = records.seen() if trust else "-"
+        seen = records.seen(shard) if trust else "-"
         try:
-            reply = self._script([records.stream, GENERATION_KEY, *keys],
+            reply = self._script([records.streams[shard], GENERATION_KEYS[shard], *keys],
                                  [seen, records.candidate, rec, *args])
         except Degraded:
             UNRECORDED.labels(self.name).inc()
             log.warning("scan answered degraded and not recorded", extra={"script": self.name})
             raise
         if reply and reply[0] in (b"stale", "stale"):
-            raise TrustMoved(reply[1])
+            raise TrustMoved(reply[1], shard)
         return reply  # type: ignore[no-any-return]
 
 
 class ScanRecords:
-    """The record sink of one process: its stream, and the generation its trust state follows.
+    """The record sink of one process: its streams (``<stream>:{rNN}``, one per rider shard), and
+    the generation its trust state follows.
 
-    ``generation`` returns the generation the worker's trust state was read at ('' when it never
-    read one: the first script then always says ``stale``); without it scripts skip the check.
+    ``generation(shard)`` returns the generation the worker's trust state was read at, as the
+    shard's copy last said ('' when it never read one: the first script then always says
+    ``stale``); without it scripts skip the check. ``wait_replicas``: see ``AtomicScript``.
     """
 
     def __init__(self, client: "redis.Redis[bytes]", *, stream: str = DEFAULT_STREAM,
-                 generation: Callable[[], str] | None = None, leeway: int = 5) -> None:
+                 generation: Callable[[int], str] | None = None, leeway: int = 5,
+                 wait_replicas: int = 0) -> None:
         self.client = client
         self.stream = stream
+        self.streams = tuple(shard_stream(stream, shard) for shard in range(SHARDS))
         self.leeway = leeway
-        self.seen: Callable[[], str] = generation or (lambda: "-")
+        self.wait_replicas = wait_replicas
+        self.seen: Callable[[int], str] = generation or (lambda shard: "-")
         self.candidate = secrets.token_hex(8)
         self._claim = self.script(_CLAIM, "scan.claim")
         self._deny = self.script(_DENY, "scan.deny")
@@ -110,7 +126,8 @@ class ScanRecords:
         Redis failure is counted and the deny still answered."""
         trust = decision.claims is not None and decision.reason in TRUST_REASONS
         try:
-            self._deny([], [decision.reason], draft(ctx, decision.claims), trust=trust)
+            self._deny([], [decision.reason], draft(ctx, decision.claims),
+                       shard=record_shard(ctx, decision.claims), trust=trust)
         except Degraded:
             pass  # counted and logged by the script; the deny stands
         return decision
@@ -129,7 +146,7 @@ class ScanRecords:
         try:
             reply = self._claim([replay_key_for(claims)],
                                 [replay_expiry(claims, self.leeway), "1" if record_accept else "0"],
-                                draft(ctx, claims))
+                                draft(ctx, claims), shard=shard_of(claims.sub))
         except Degraded as down:
             return Decision.from_error(down, claims)
         if reply[0] in (b"replayed", "replayed"):

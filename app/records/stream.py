@@ -12,13 +12,34 @@ from typing import Any, Mapping
 
 from app.codes.decision import CodeClaims
 from app.scenes.base import ScanContext
+from app.store.slots import BRACED, SHARDS
 
 DEFAULT_STREAM = "cc:scans"
 GENERATION_KEY = "cc:trust:generation"  # announced by app.verification.trust_feed
 GROUP = "audit-writer"
+
+
+def shard_stream(base: str, shard: int) -> str:
+    """The record stream of a rider shard: ``<base>:{rNN}`` (``app.store.slots``)."""
+    return f"{base}:{BRACED[shard]}"
+
+
+def record_streams(base: str) -> list[str]:
+    """Every stream the record writer drains: the shards' streams, then ``base`` itself (records
+    appended by a version before rider shards, drained during a rolling upgrade)."""
+    return [*(shard_stream(base, shard) for shard in range(SHARDS)), base]
+
+
+def generation_key(shard: int) -> str:
+    """The shard's copy of the trust generation (``GENERATION_KEY``), checked in-slot by scripts."""
+    return f"{GENERATION_KEY}:{BRACED[shard]}"
+
+
+GENERATION_KEYS: tuple[str, ...] = tuple(generation_key(shard) for shard in range(SHARDS))
 RECORD_VERSION = 1
 
-# Every recording script starts with this. KEYS[1] the stream, KEYS[2] the trust generation key;
+# Every recording script starts with this. KEYS[1] the shard's stream, KEYS[2] the shard's trust
+# generation key (both in the rider shard's slot, as the scene's keys);
 # ARGV[1] the generation the worker last saw ('-': do not compare), ARGV[2] a generation to set
 # when none is stored (Redis lost it), ARGV[3] the record drafted by the worker. A scene's own
 # keys start at KEYS[3], its arguments at ARGV[4]. ``record(reason, field, value, ...)`` appends

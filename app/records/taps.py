@@ -30,6 +30,7 @@ import redis
 from prometheus_client import Counter
 
 from app.records.pending import Entry, Pending
+from app.store.redis import is_cluster
 from app.taps import TapDesk
 from app.taps.queue import GROUP, REPLY_TTL_S, STREAM, Job
 
@@ -114,8 +115,11 @@ class TapUploads:
         return len(jobs)
 
     def _finish(self, replies: Iterable[tuple[str, dict[str, Any]]], ids: list[bytes]) -> None:
-        """Answers, then acknowledge and delete the entries: one MULTI."""
-        pipe = self.client.pipeline(transaction=True)
+        """Answers, then acknowledge and delete the entries: one MULTI on a single Redis; in a
+        cluster (reply keys in other slots) one pipeline, the answers sent before the
+        acknowledgements, so a failure between them leaves the entries pending (written again as
+        duplicates, answered again)."""
+        pipe = self.client.pipeline(transaction=not is_cluster(self.client))
         for key, answer in replies:
             pipe.lpush(key, json.dumps(answer, ensure_ascii=False, separators=(",", ":")))
             pipe.expire(key, REPLY_TTL_S)

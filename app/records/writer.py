@@ -2,9 +2,9 @@
 
 One step (``step``):
 
-1. read up to ``batch`` records for the consumer group ``audit-writer`` (XREADGROUP, waiting up to
-   ``block_ms`` when the stream is empty; whatever arrived while the previous batch was being
-   written comes in one read, so batches grow with the load);
+1. read up to ``batch`` records per stream for the consumer group ``audit-writer`` (XREADGROUP,
+   waiting up to ``block_ms`` when the streams are empty; whatever arrived while the previous
+   batch was being written comes in one read, so batches grow with the load);
 2. append them in ONE SQL transaction (``app.audit.log.append_batch``: the chain head is locked
    once, the batch takes one contiguous ``seq`` range), skipping record ids already stored;
 3. only after the commit: XACK and XDEL them (one MULTI), so the stream holds exactly the records
@@ -23,6 +23,18 @@ idle it seals every ``head_seconds``: a leaf for entries appended outside batche
 over new leaves. ``drain`` seals at the end, so the newest head covers every row. A writer
 without a key ring (``keys=None``) appends leaves only; the next writer with keys signs a head
 over all of them.
+
+Streams. Scripts append each record to the stream of the rider's shard, ``cc:scans:{rNN}``
+(``app.store.slots``: one per shard, ``SHARDS`` of them, in the slot of the scan's other keys), so
+the writer drains all of them, plus ``cc:scans`` itself (records of a version before shards, during
+a rolling upgrade): ``app.records.stream.record_streams``. On a single Redis that is one
+XREADGROUP over every stream (blocking, as before). A Redis Cluster cannot read keys of several
+slots in one command, so the streams are grouped by the master owning them and read without
+blocking, one pipeline per master (one round trip each); when all were empty the writer sleeps
+``block_ms`` before the next look (an idle writer sends ``SHARDS`` + 1 cheap reads per
+``block_ms``; records wait at most that long). Records of different shards have no order between
+them; within a batch the writer appends them in scan-time order (``at``), so the audit log's
+``seq`` follows scan time except across batches, by at most the writer's lag.
 
 Tap uploads. Given ``taps`` (``app.records.taps.TapUploads``; ``python -m app.records`` always
 does), the same blocking read also waits on ``cc:taps``, and each step writes the uploads waiting
@@ -54,9 +66,11 @@ from app.audit.scans import where
 from app.db import Database
 from app.records.complete import Completions
 from app.records.pending import Entry, Pending
-from app.records.stream import DEFAULT_STREAM, GROUP, ScanRecord
+from app.records.stream import DEFAULT_STREAM, GROUP, ScanRecord, record_streams
 from app.signing.keyfiles import KeyFileError
 from app.signing.keyring import KeyRingCache
+from app.store.redis import is_cluster
+from app.store.slots import slot_of
 
 if TYPE_CHECKING:
     from app.records.taps import TapUploads
@@ -112,8 +126,12 @@ class RecordWriter:
         self.taps = taps  # tap uploads (``cc:taps``), read in the same blocking call
         self.scans = scans or taps is None  # False: tap uploads only (a writer of its own for them)
         # at start: whatever is pending was left by a writer that died
-        self.pending = Pending(client, stream, GROUP, idle_seconds=reclaim_seconds,
-                               ensure_group=self.ensure_group, what="records", clock=clock)
+        self.streams = record_streams(stream)
+        self.pendings = [Pending(client, name, GROUP, idle_seconds=reclaim_seconds,
+                                 ensure_group=self.ensure_group, what="records", clock=clock)
+                         for name in self.streams]
+        self.cluster = is_cluster(client)
+        self._carried: list[tuple[str, Entry]] = []  # read, not yet written (over ``batch``)
         self._next_head = 0.0  # wall clock: the next batch may sign a head from then on
         self._next_leaf = 0.0  # wall clock: the next batch closes a leaf from then on
         self._next_seal = 0.0  # self.clock: when an idle writer next looks for unsealed entries
@@ -123,7 +141,12 @@ class RecordWriter:
         so records appended before the first writer ran are drained too."""
         try:
             if self.scans:
-                self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+                pipe = self.client.pipeline(transaction=False)
+                for name in self.streams:
+                    pipe.xgroup_create(name, GROUP, id="0", mkstream=True)
+                for result in pipe.execute(raise_on_error=False):
+                    if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                        raise result
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
@@ -135,27 +158,38 @@ class RecordWriter:
         tap uploads waiting (after the scans: an online scan drained first is seen by the
         uploads' anomaly and supersession rules); the number of entries taken off the streams
         (0 when they were empty)."""
-        entries = self._reclaim() if self.scans else []
-        uploads = self.taps.reclaim(self.consumer) if self.taps is not None else []
-        if not entries and not uploads:
-            entries, uploads = self._read_both(block) if self.taps is not None else (self._read(block), [])
+        entries = self._take_carried()
+        uploads: list[Entry] = []
+        if not entries:
+            entries = self._reclaim() if self.scans else {}
+            uploads = self.taps.reclaim(self.consumer) if self.taps is not None else []
+            if not entries and not uploads:
+                entries, uploads = self._read_all(block)
+            entries = self._keep_batch(entries)
         if entries:
-            self.write(entries)
+            self.write_streams(entries)
         if uploads:
             assert self.taps is not None
             self.taps.write(uploads)
-        return len(entries) + len(uploads)
+        return sum(len(e) for e in entries.values()) + len(uploads)
 
-    def write(self, entries: list[Entry]) -> None:
-        """Append ``entries`` in one transaction, then acknowledge and delete them."""
-        records, ids = [], []
-        for entry_id, fields in entries:
-            ids.append(entry_id)
+    def write(self, entries: list[Entry], stream: str | None = None) -> None:
+        """Append ``entries`` of ``stream`` (default: ``self.stream``) in one transaction, then
+        acknowledge and delete them."""
+        self.write_streams({stream or self.stream: entries})
+
+    def write_streams(self, batch: dict[str, list[Entry]]) -> None:
+        """Append the entries of every stream in ``batch`` in one transaction, then acknowledge
+        and delete them (per stream: one MULTI on a single Redis, one per master in a cluster)."""
+        records = []
+        for entry_id, fields in (entry for entries in batch.values() for entry in entries):
             try:
                 records.append(ScanRecord.parse(entry_id, fields))
             except ValueError:
                 UNREADABLE.inc()
                 log.error("unreadable stream entry acknowledged", extra={"entry": str(entry_id)})
+        if len(batch) > 1:  # streams of several shards: in scan-time order within the batch
+            records.sort(key=_scan_time)
         rows = [audit_entry(record, self.completions) for record in records]
         if rows:
             with self.db.session() as session:
@@ -166,9 +200,12 @@ class RecordWriter:
             WRITTEN.inc(stored)
             if stored < len(rows):
                 DUPLICATES.inc(len(rows) - stored)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.xack(self.stream, GROUP, *ids)
-        pipe.xdel(self.stream, *ids)
+        pipe = self.client.pipeline(transaction=not self.cluster)
+        for name, entries in batch.items():
+            if entries:
+                ids = [entry_id for entry_id, _ in entries]
+                pipe.xack(name, GROUP, *ids)
+                pipe.xdel(name, *ids)
         pipe.execute()
 
     def _leaf_due(self) -> bool:
@@ -242,28 +279,21 @@ class RecordWriter:
             delay = min(delay * 2, 2.0)
 
     def _restart(self) -> None:
-        self.pending.restart()
+        self._carried = []  # pending in Redis: reclaimed at once
+        for pending in self.pendings:
+            pending.restart()
         if self.taps is not None:
             self.taps.restart()
 
     # -- reading --------------------------------------------------------------------------------
-    def _read(self, block: bool) -> list[Entry]:
-        try:
-            reply = self.client.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch,
-                                           block=self.block_ms if block else None)
-        except redis.ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            self.ensure_group()  # Redis lost the group (restarted without its data): start over
-            return []
-        return _entries(reply)
-
-    def _read_both(self, block: bool) -> tuple[list[Entry], list[Entry]]:
-        """New scan records (unless ``scans`` is off) and new tap uploads in one call, which
-        returns as soon as either stream has something."""
-        assert self.taps is not None
-        streams = {self.stream: ">"} if self.scans else {}
-        streams[self.taps.stream] = ">"
+    def _read_all(self, block: bool) -> tuple[dict[str, list[Entry]], list[Entry]]:
+        """New scan records by stream (unless ``scans`` is off) and new tap uploads."""
+        names = self.streams if self.scans else []
+        if self.cluster:
+            return self._read_cluster(names, block)
+        streams = {name: ">" for name in names}
+        if self.taps is not None:
+            streams[self.taps.stream] = ">"
         try:
             reply = self.client.xreadgroup(GROUP, self.consumer, streams, count=self.batch,
                                            block=self.block_ms if block else None)
@@ -271,21 +301,82 @@ class RecordWriter:
             if "NOGROUP" not in str(exc):
                 raise
             self.ensure_group()  # Redis lost the group (restarted without its data): start over
-            return [], []
-        scans: list[Entry] = []
-        uploads: list[Entry] = []
-        for stream, entries in reply or ():
-            name = stream.decode() if isinstance(stream, bytes) else stream
-            into = scans if name == self.stream else uploads
-            into.extend((entry_id, fields) for entry_id, fields in entries if fields is not None)
+            return {}, []
+        return self._split(reply)
+
+    def _read_cluster(self, names: list[str], block: bool) -> tuple[dict[str, list[Entry]], list[Entry]]:
+        """Every stream read without blocking, one pipeline per master; then, if all were empty
+        and ``block``, a pause of ``block_ms``."""
+        cluster = self.client
+        by_node: dict[str, tuple[Any, list[str]]] = {}
+        for name in [*names, *([self.taps.stream] if self.taps is not None else [])]:
+            node = cluster.nodes_manager.get_node_from_slot(slot_of(name))
+            by_node.setdefault(node.name, (node, []))[1].append(name)
+        reply: list[Any] = []
+        lost = False
+        for node, streams in by_node.values():
+            pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
+            for name in streams:
+                pipe.xreadgroup(GROUP, self.consumer, {name: ">"}, count=self.batch)
+            for result in pipe.execute(raise_on_error=False):
+                if isinstance(result, redis.ResponseError) and "NOGROUP" in str(result):
+                    lost = True
+                elif isinstance(result, Exception):
+                    cluster.nodes_manager.initialize()  # MOVED, a master gone: read the table again
+                    raise result
+                else:
+                    reply.extend(result or ())
+        if lost:
+            self.ensure_group()
+        scans, uploads = self._split(reply)
+        if block and not scans and not uploads:
+            time.sleep(self.block_ms / 1000)
         return scans, uploads
 
-    def _reclaim(self) -> list[Entry]:
-        return self.pending.take(self.consumer, self.batch)
+    def _split(self, reply: Iterable[Any] | None) -> tuple[dict[str, list[Entry]], list[Entry]]:
+        scans: dict[str, list[Entry]] = {}
+        uploads: list[Entry] = []
+        taps = self.taps.stream if self.taps is not None else None
+        for stream, entries in reply or ():
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            live = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+            if name == taps:
+                uploads.extend(live)
+            elif live:
+                scans.setdefault(name, []).extend(live)
+        return scans, uploads
+
+    def _keep_batch(self, entries: dict[str, list[Entry]]) -> dict[str, list[Entry]]:
+        """At most ``batch`` records of ``entries`` (a read returns up to ``batch`` per stream);
+        the rest is carried to the next steps (delivered to this writer: a crash leaves it
+        pending, reclaimed like any)."""
+        if sum(len(batch) for batch in entries.values()) <= self.batch:
+            return entries
+        self._carried = [(name, entry) for name, batch in entries.items() for entry in batch]
+        return self._take_carried()
+
+    def _take_carried(self) -> dict[str, list[Entry]]:
+        taken: dict[str, list[Entry]] = {}
+        carried, self._carried = self._carried[:self.batch], self._carried[self.batch:]
+        for name, entry in carried:
+            taken.setdefault(name, []).append(entry)
+        return taken
+
+    def _reclaim(self) -> dict[str, list[Entry]]:
+        taken: dict[str, list[Entry]] = {}
+        room = self.batch
+        for pending in self.pendings:
+            if room <= 0:
+                break
+            entries = pending.take(self.consumer, room)
+            if entries:
+                taken[pending.stream] = entries
+                room -= len(entries)
+        return taken
 
 
-def _entries(reply: Iterable[Any] | None) -> list[Entry]:
-    out: list[Entry] = []
-    for _stream, entries in reply or ():
-        out.extend((entry_id, fields) for entry_id, fields in entries if fields is not None)
-    return out
+def _scan_time(record: ScanRecord) -> float:
+    try:
+        return float(record.rec["at"])
+    except (KeyError, TypeError, ValueError):
+        return 0.0

@@ -4,10 +4,14 @@ vehicle within the window answers ``duplicate_tap`` and charges nothing.
 Redis keys (one Lua script claims first use, records the tap and appends the scan record to the
 record stream, ``app.records``):
 
-- ``cc:replay:<len(iss)>:<iss>:<jti>`` — first use of the code (shared with plain verification);
-- ``cc:bus:tap:<vehicle>:<sub>`` — scan time (ms) of the citizen's last *charged* tap on that
-  vehicle, expiring with the window (PX). A duplicate tap does not move it, so the window runs
-  from the tap that paid.
+- ``cc:replay:{rNN}:<len(iss)>:<iss>:<jti>`` — first use of the code (shared with plain
+  verification);
+- ``cc:bus:tap:{rNN}:<vehicle>:<sub>`` — scan time (ms) of the citizen's last *charged* tap on
+  that vehicle, expiring with the window (PX). A duplicate tap does not move it, so the window
+  runs from the tap that paid.
+
+``{rNN}`` is the rider's shard (``app.store.slots``): both keys, the shard's record stream and
+its trust generation copy are in one Redis Cluster slot.
 
 The window is judged on the scan clock (``ctx.now``), not Redis's, so time can be injected; the
 key's TTL only cleans up. A pseudonym holds no ``:``, so vehicle and citizen never run together.
@@ -26,6 +30,7 @@ from app.records.stream import draft
 from app.records.sink import ScanRecords
 from app.scenes.atomic import replay_expiry, replay_key_for
 from app.scenes.base import ScanContext
+from app.store.slots import BRACED, shard_of
 
 TAP_PREFIX = "cc:bus:tap:"
 
@@ -90,7 +95,7 @@ class FareTable:
 
 
 def tap_key(vehicle: str, sub: str) -> str:
-    return f"{TAP_PREFIX}{vehicle}:{sub}"
+    return f"{TAP_PREFIX}{BRACED[shard_of(sub)]}:{vehicle}:{sub}"
 
 
 class BusScene:
@@ -112,7 +117,7 @@ class BusScene:
             outcome = self._tap(
                 [replay_key_for(claims), tap_key(ctx.site["vehicle"], claims.sub)],
                 [replay_expiry(claims, self.leeway), int(ctx.now * 1000), self.table.window_seconds * 1000],
-                draft(ctx, claims, acc=data))
+                draft(ctx, claims, acc=data), shard=shard_of(claims.sub))
         except Degraded as error:  # nothing was recorded: the code stays unused
             return Decision.from_error(error, claims)
         reason = outcome[0].decode() if isinstance(outcome[0], bytes) else str(outcome[0])

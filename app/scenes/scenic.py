@@ -15,12 +15,25 @@ stripped from the code's ``ent`` before ``admits`` sees it.
 Redis keys per spot and city day (``<day>`` is YYYY-MM-DD in Asia/Shanghai), all expiring an hour
 after that day ends:
 
-- ``cc:scenic:cap:<spot>:<day>`` — the day's capacity when an admin changed it (else configured);
-- ``cc:scenic:count:<spot>:<day>`` — admissions so far;
-- ``cc:scenic:in:<spot>:<day>`` — pseudonyms admitted.
+- ``cc:scenic:cap:{spot:<spot>}:<day>`` — the day's capacity when an admin changed it (else
+  configured);
+- ``cc:scenic:count:{spot:<spot>}:<day>`` — places taken so far;
+- ``cc:scenic:in:{rNN}:<spot>:<day>`` — pseudonyms of rider shard ``rNN`` admitted.
 
-One Lua script claims first use of the code, decides and records the admission and appends the
-scan record (``app.records``), so two turnstiles racing for the last place can never both win.
+Capacity is per spot, the admitted set per rider (with the code's replay key: ``{rNN}``, see
+``app.store.slots``), so in a Redis Cluster they are in different slots and an admission is two
+scripts: ``_RESERVE`` takes a place in the spot's slot (INCR below capacity; skipped when the code
+is turned away before capacity counts), then ``_ADMIT`` in the rider's slot claims first use of the
+code, checks once-a-day, admits (or answers ``capacity_full`` when no place was had) and appends the
+scan record (``app.records``); on a single Redis both are one script (``_ADMIT_ONE``: one round
+trip, as before the cluster). Any answer of ``_ADMIT`` but an admission, and a ``degraded`` one,
+gives the place back (``_RELEASE``); a scan whose trust state was stale keeps its place while it
+is decided again (``finish`` gives it back if it is then turned away before the scene). So two
+turnstiles racing for the last place can never both win. What this costs: a worker dying between the two scripts, or Redis failing just
+when the place is given back, keeps one place taken that nobody used
+(``citycode_scenic_places_leaked_total`` counts the failed give-backs; a crash cannot count
+itself); for the milliseconds a place is held by a scan that is then turned away, another rider
+may be told ``capacity_full`` for the last place.
 """
 from __future__ import annotations
 
@@ -30,26 +43,73 @@ from functools import cache
 from typing import Any, Callable, Iterable, Mapping
 
 import redis
+from prometheus_client import Counter
 
 from app.city import CITY_TZ, load
 from app.codes.decision import Decision
 from app.codes.errors import Degraded
 from app.errors import NotFound, Unavailable
 from app.registry.entitlements import reservation_entitlements
-from app.records.sink import ScanRecords
+from app.records.sink import ScanRecords, TrustMoved
 from app.records.stream import draft
-from app.scenes.atomic import replay_expiry, replay_key_for
+from app.scenes.atomic import AtomicScript, replay_expiry, replay_key_for
 from app.scenes.base import ScanContext, local_date
+from app.store.redis import is_cluster
+from app.store.slots import place_tag, rider_tag, shard_of
 
 _DAY_MARGIN_SECONDS = 3600
 
-# Behind app.records.stream.PRELUDE. KEYS[3]: replay, [4]: admitted set, [5]: count,
-# [6]: capacity.  ARGV[4]: replay EXAT, [5]: deny decided before ('' if none), [6]: sub,
-# [7]: configured capacity, [8]: TTL of the day's keys.
+# Spot slot. KEYS: count, capacity.  ARGV: configured capacity, TTL of the day's keys.
+# The places left after taking one, or -1 when the day is full (nothing taken).
+_RESERVE = """
+local capacity = tonumber(redis.call('GET', KEYS[2]) or ARGV[1])
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= capacity then return -1 end
+used = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return capacity - used
+"""
+
+# Spot slot. KEYS: count. Gives back a place _RESERVE took.
+_RELEASE = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
+# Behind app.records.stream.PRELUDE, rider slot. KEYS[3]: replay, [4]: admitted set.
+# ARGV[4]: replay EXAT, [5]: deny decided before ('' if none), [6]: sub, [7]: places left after
+# the one reserved for this scan (-1: none reserved, the day is full), [8]: TTL of the day's keys.
 # Every answer but `degraded` uses the code, denies included: a code is single-use once shown,
 # so a turnstile's "no" cannot be turned into a "yes" elsewhere by the same code. Every answer is
 # recorded; an admission's record carries the places left (``remaining``).
 _ADMIT_SCRIPT = """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  record('replayed')
+  return {'replayed', -1}
+end
+redis.call('SET', KEYS[3], '1', 'EXAT', ARGV[4])
+if ARGV[5] ~= '' then
+  record(ARGV[5])
+  return {ARGV[5], -1}
+end
+if redis.call('SISMEMBER', KEYS[4], ARGV[6]) == 1 then
+  record('already_admitted')
+  return {'already_admitted', -1}
+end
+if tonumber(ARGV[7]) < 0 then
+  record('capacity_full')
+  return {'capacity_full', 0}
+end
+redis.call('SADD', KEYS[4], ARGV[6])
+redis.call('EXPIRE', KEYS[4], ARGV[8])
+record('ok', 'remaining', ARGV[7])
+return {'ok', tonumber(ARGV[7])}
+"""
+
+# Single Redis: the same in ONE script (one round trip, exact ``remaining``), all keys in one
+# server. Behind PRELUDE. KEYS[3]: replay, [4]: admitted set, [5]: count, [6]: capacity.
+# ARGV[4]: replay EXAT, [5]: deny decided before, [6]: sub, [7]: configured capacity, [8]: TTL.
+_ADMIT_ONE = """
 if redis.call('EXISTS', KEYS[3]) == 1 then
   record('replayed')
   return {'replayed', -1}
@@ -76,6 +136,9 @@ redis.call('EXPIRE', KEYS[4], ARGV[8])
 record('ok', 'remaining', tostring(capacity - used))
 return {'ok', capacity - used}
 """
+
+LEAKED = Counter("citycode_scenic_places_leaked_total",
+                 "Scenic places reserved for a scan that was not admitted and not given back")
 
 
 @dataclass(frozen=True)
@@ -126,10 +189,15 @@ def city_config() -> ScenicConfig:
     return ScenicConfig.from_config(load("scenic"))
 
 
-def day_keys(spot: str, day: date) -> tuple[str, str, str]:
-    """(admitted set, count, capacity) keys of a spot's city day."""
-    suffix = f"{spot}:{day.isoformat()}"
-    return f"cc:scenic:in:{suffix}", f"cc:scenic:count:{suffix}", f"cc:scenic:cap:{suffix}"
+def day_keys(spot: str, day: date) -> tuple[str, str]:
+    """(count, capacity) keys of a spot's city day: in the spot's slot."""
+    suffix = f"{place_tag('spot', spot)}:{day.isoformat()}"
+    return f"cc:scenic:count:{suffix}", f"cc:scenic:cap:{suffix}"
+
+
+def admitted_key(spot: str, day: date, sub: str) -> str:
+    """The set of ``sub``'s rider shard admitted to a spot on a city day: in the rider's slot."""
+    return f"cc:scenic:in:{rider_tag(sub)}:{spot}:{day.isoformat()}"
 
 
 def day_ttl(now: float) -> int:
@@ -150,7 +218,10 @@ class ScenicDirectory:
         day = local_date(self.clock())
         spots = list(self.config.spots.values())
         try:
-            set_today = self.client.mget([day_keys(s.spot, day)[2] for s in spots])
+            pipe = self.client.pipeline(transaction=False)  # one slot per spot: no MGET across them
+            for s in spots:
+                pipe.get(day_keys(s.spot, day)[1])
+            set_today = pipe.execute()
         except (redis.RedisError, OSError):
             raise Unavailable("Scenic capacities are unavailable right now.") from None
         return [{"spot": s.spot, "name": s.name,
@@ -163,7 +234,7 @@ class ScenicDirectory:
         now = self.clock()
         day = local_date(now)
         try:
-            self.client.set(day_keys(spot.spot, day)[2], capacity, ex=day_ttl(now))
+            self.client.set(day_keys(spot.spot, day)[1], capacity, ex=day_ttl(now))
         except (redis.RedisError, OSError):
             raise Unavailable("Scenic capacities are unavailable right now.") from None
         return {"spot": spot.spot, "name": spot.name, "daily_capacity": capacity, "date": day.isoformat()}
@@ -209,6 +280,11 @@ class ScenicScene:
         self.config, self.leeway = config, leeway
         self.records = records or ScanRecords(client, leeway=leeway)
         self._admit = self.records.script(_ADMIT_SCRIPT, "scenic.admit")
+        self._admit_one = None if is_cluster(client) else self.records.script(_ADMIT_ONE, "scenic.admit")
+        # id(ctx) → (jti, count key, places left): a place kept while a scan is decided again
+        self._held: dict[int, tuple[str, str, int]] = {}
+        self._reserve = AtomicScript(client, _RESERVE, "scenic.reserve", wait_replicas=self.records.wait_replicas)
+        self._release = AtomicScript(client, _RELEASE, "scenic.release")
 
     def decide(self, checked: Decision, ctx: ScanContext) -> Decision:
         claims = checked.claims
@@ -217,19 +293,74 @@ class ScenicScene:
         if spot is None:  # the turnstile's set-up, not the citizen: leave the code unused
             return self.records.deny(ctx, Decision.deny("closed", claims, detail="spot not configured"))
         early = entry_denial(self.config, spot, claims.ent, issued_at=claims.iat, scanned_at=ctx.now)
-        in_key, count_key, cap_key = day_keys(spot.spot, ctx.local_date)
+        day, ttl = ctx.local_date, day_ttl(ctx.now)
+        count_key, cap_key = day_keys(spot.spot, day)
+        if self._admit_one is not None:
+            return self._decide_in_one(checked, ctx, spot, early, count_key, cap_key)
+        left = -1
+        held = self._held.pop(id(ctx), None)
+        if held is not None and held[:2] == (claims.jti, count_key) and early is None:
+            left = held[2]  # the place this scan took before its trust state was found stale
+        elif held is not None:
+            self._give_back(held[2], held[1])
+        if early is None and left < 0:
+            try:
+                left = int(self._reserve([count_key, cap_key], [spot.daily_capacity, ttl]))
+            except Degraded as error:  # nothing taken, nothing claimed: the code stays unused
+                decision = Decision.from_error(error, claims)
+                self.records.unrecorded(ctx, decision, "scenic.reserve")
+                return decision
         try:
             reason, remaining = self._admit(
-                [replay_key_for(claims), in_key, count_key, cap_key],
+                [replay_key_for(claims), admitted_key(spot.spot, day, claims.sub)],
+                [replay_expiry(claims, self.leeway), early or "", claims.sub, left, ttl],
+                draft(ctx, claims, complete={"spot": spot.spot}), shard=shard_of(claims.sub))
+        except Degraded as error:
+            self._give_back(left, count_key)
+            return Decision.from_error(error, claims)
+        except TrustMoved:  # decided again after catching up (ScanService.fresh): keep the place
+            if left >= 0:
+                self._held[id(ctx)] = (claims.jti, count_key, left)
+            raise
+        reason = reason.decode() if isinstance(reason, bytes) else str(reason)
+        if reason == "ok":
+            return checked.with_data(**admission(spot.spot, remaining))
+        self._give_back(left, count_key)
+        return Decision.deny(reason, claims, detail=f"{reason} at {spot.spot}")
+
+    def _decide_in_one(self, checked: Decision, ctx: ScanContext, spot: Spot, early: str | None,
+                       count_key: str, cap_key: str) -> Decision:
+        """A single Redis: reserve, claim, admit and record in one script."""
+        claims = checked.claims
+        assert claims is not None and self._admit_one is not None
+        try:
+            reason, remaining = self._admit_one(
+                [replay_key_for(claims), admitted_key(spot.spot, ctx.local_date, claims.sub), count_key, cap_key],
                 [replay_expiry(claims, self.leeway), early or "", claims.sub, spot.daily_capacity,
                  day_ttl(ctx.now)],
-                draft(ctx, claims, complete={"spot": spot.spot}))
+                draft(ctx, claims, complete={"spot": spot.spot}), shard=shard_of(claims.sub))
         except Degraded as error:
             return Decision.from_error(error, claims)
         reason = reason.decode() if isinstance(reason, bytes) else str(reason)
         if reason == "ok":
             return checked.with_data(**admission(spot.spot, remaining))
         return Decision.deny(reason, claims, detail=f"{reason} at {spot.spot}")
+
+    def finish(self, ctx: ScanContext) -> None:
+        """The scan of ``ctx`` is decided (``ScanService.fresh``): give back a place still held
+        for it (its code was turned away before the scene when decided again)."""
+        held = self._held.pop(id(ctx), None)
+        if held is not None:
+            self._give_back(held[2], held[1])
+
+    def _give_back(self, left: int, count_key: str) -> None:
+        """Return the place reserved for a scan that was not admitted (none when ``left`` < 0)."""
+        if left < 0:
+            return
+        try:
+            self._release([count_key], [])
+        except Degraded:
+            LEAKED.inc()
 
 
 def admission(spot: str, remaining: int | bytes | str) -> dict[str, Any]:

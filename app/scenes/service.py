@@ -78,12 +78,15 @@ class ScanService:
                 decision = decide(checked)
                 break
             except TrustMoved as moved:
-                self.verifier.feed.catch_up(moved.generation)
+                self.verifier.feed.catch_up(moved.generation, moved.shard)
                 checked = self.verifier.check(code)
         else:  # the feed kept moving: answer as if the state store could not be asked
             log.warning("trust generation kept moving; scan not decided", extra={"terminal": ctx.terminal_id})
             decision = Decision.deny("degraded", checked.claims, detail="trust state still changing")
             self.records.unrecorded(ctx, decision, "trust_moving")
+        finish = getattr(self.scenes.get(ctx.kind), "finish", None)
+        if finish is not None:  # a scene holding something for a scan decided in two steps
+            finish(ctx)
         self.observe(ctx, decision)
         return decision
 

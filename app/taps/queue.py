@@ -10,7 +10,9 @@ so uploads never contend for the database's write lock, and each commit is share
 uploads that arrived while the previous one was written (group commit).
 
 Keys: ``cc:taps`` (stream; consumer group ``audit-writer``, as ``cc:scans``), ``cc:taps:reply:<upload id>`` (a list
-holding the answer JSON, expiring ``REPLY_TTL_S`` after the writer pushed it).
+holding the answer JSON, expiring ``REPLY_TTL_S`` after the writer pushed it). Every command and
+script touches one key, so in a Redis Cluster no key needs a hash tag (one stream: uploads are a
+few hundred per second at most, far below one master's capacity).
 
 Entry fields: ``u`` upload id (96 random bits, hex), ``t`` the terminal ``[id, kind, site]``,
 ``at`` the time the worker received the upload (epoch seconds; the time the rules compare
@@ -35,6 +37,7 @@ from typing import Any, Mapping, Sequence
 import redis
 
 from app.errors import Unavailable
+from app.store.redis import like
 from app.registry.terminals import TerminalInfo
 from app.taps.record import TapRecord, from_micros, micros
 
@@ -136,10 +139,7 @@ class UploadQueue:
                  timeout: float = TIMEOUT_S, max_backlog: int = MAX_BACKLOG) -> None:
         # Its own connections: a BLPOP of ``timeout`` seconds must not hit the workers' short
         # socket timeout (the shared client's), nor hold one of its pooled connections.
-        kwargs = dict(client.connection_pool.connection_kwargs)
-        kwargs["socket_timeout"] = timeout + 5
-        self.client: "redis.Redis[bytes]" = redis.Redis(connection_pool=redis.ConnectionPool(
-            connection_class=client.connection_pool.connection_class, **kwargs))
+        self.client: "redis.Redis[bytes]" = like(client, socket_timeout=timeout + 5)
         self.stream = stream
         self.timeout = timeout
         self.max_backlog = max_backlog

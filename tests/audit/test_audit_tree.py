@@ -21,7 +21,7 @@ from app.codes.wire import b64url_encode
 from app.records.writer import RecordWriter
 from app.signing.keyring import KeyStore
 from tests.helpers import drain
-from tests.records.support import runtime_of, scan_some
+from tests.records.support import runtime_of, scan_some, stream_entries
 
 
 def _writer(app: Flask, batch: int = 1000, head_seconds: float = 1.0) -> RecordWriter:
@@ -75,13 +75,13 @@ def test_leaves_cover_every_row_exactly_once_including_admin_rows_between_batche
 def test_draining_the_same_records_again_adds_no_leaf_and_no_head(app: Flask, client: FlaskClient) -> None:
     scan_some(app, client, 5, "p_t")
     rt = runtime_of(app)
-    entries = list(rt.redis.xrange(rt.settings.records_stream))
+    entries = stream_entries(rt)
     writer = _writer(app)
-    writer.write(entries)
+    writer.write_streams(entries)
     writer.seal(force=True)
     before = _leaves(app)
-    writer.write(entries)  # redelivered: every record already stored
-    writer.write(entries[1:3])
+    writer.write_streams(entries)  # redelivered: every record already stored
+    writer.write_streams(dict(list(entries.items())[1:3]))
     writer.seal(force=True)
     assert drain(app) == 0
     assert _leaves(app) == before and len(before) == 1

@@ -16,6 +16,7 @@ from app.codes.replay import RedisReplayStore
 from app.codes.verify import Verifier
 from app.store.embedded import EmbeddedRedis
 from app.store.redis import connect
+from app.store.slots import rider_tag
 
 from codes_support import ISSUER
 
@@ -38,7 +39,7 @@ def test_record_lives_until_expiry_plus_margin(redis_client: "redis.Redis[bytes]
 
 def test_keys_are_prefixed_and_length_delimited(redis_client: "redis.Redis[bytes]") -> None:
     store = RedisReplayStore(redis_client, prefix="cc:replay:")
-    assert store.key("cc", "abc") == "cc:replay:2:cc:abc"
+    assert store.key("cc", "abc", "p1") == f"cc:replay:{rider_tag('p1')}:2:cc:abc"
     expires_at = time.time() + 65
     assert store.claim("a:b", "c", expires_at) and store.claim("a", "b:c", expires_at)
     assert len(redis_client.keys("cc:replay:*")) == 2
@@ -51,7 +52,8 @@ def test_verify_uses_redis_and_denies_the_second_use(
     minted = issue(now=time.time())
     assert verifier.verify(minted.code).decision == "accept"
     assert verifier.verify(minted.code).reason == "replayed"
-    assert redis_client.exists(f"cc:replay:{len(ISSUER)}:{ISSUER}:{minted.jti}") == 1
+    tag = rider_tag(verifier.check(minted.code).claims.sub)  # type: ignore[union-attr]
+    assert redis_client.exists(f"cc:replay:{tag}:{len(ISSUER)}:{ISSUER}:{minted.jti}") == 1
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "unix:///nonexistent/cc-redis.sock"])

@@ -73,7 +73,7 @@ def test_claim_passes_denies_through_untouched(verifier: Verifier) -> None:
 def test_replay_store_outage_is_degraded_not_accept(make_verifier: Callable[..., Verifier],
                                                     genuine: MintedCode) -> None:
     class Down:
-        def claim(self, iss: str, jti: str, expires_at: float) -> bool:
+        def claim(self, iss: str, jti: str, expires_at: float, sub: str = "") -> bool:
             raise ReplayUnavailable("down")
 
     decision = make_verifier(replay=Down()).verify(genuine.code)
@@ -86,7 +86,7 @@ def test_replay_record_lasts_until_expiry_plus_leeway(make_verifier: Callable[..
     seen: list[tuple[str, str, float]] = []
 
     class Recorder:
-        def claim(self, iss: str, jti: str, expires_at: float) -> bool:
+        def claim(self, iss: str, jti: str, expires_at: float, sub: str = "") -> bool:
             seen.append((iss, jti, expires_at))
             return True
 

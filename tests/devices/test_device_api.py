@@ -117,7 +117,8 @@ def test_refresh_list_and_remove_revokes_the_certificates(client: FlaskClient) -
     assert client.get("/v1/me/devices", headers=bearer(citizen["app_token"])).get_json() == []
     feed = client.get("/v1/trust/revocations?since=0", headers=bearer(gate)).get_json()
     assert {e["id"] for e in feed["entries"] if e["kind"] == "code_revoked"} == {
-        f"cc/{first.get_json()['certificate_id']}", f"cc/{refreshed.get_json()['certificate_id']}"}
+        f"cc/{answer[name]}" for answer in (first.get_json(), refreshed.get_json())
+        for name in ("certificate_id", "sealed_certificate_id")}
 
 
 def test_another_citizens_device_cannot_be_removed(client: FlaskClient) -> None:
@@ -153,3 +154,34 @@ def test_device_codes_open_metro_gates_and_scenic_turnstiles(client: FlaskClient
     assert (left["decision"], left["fare"]["from"], left["fare"]["to"]) == ("accept", line[0], line[3]), left
     admitted = scan(terminal(client, "scenic", spot="zhanshan_temple"))
     assert (admitted["decision"], admitted["admission"]["spot"]) == ("accept", "zhanshan_temple"), admitted
+
+
+def test_sealed_code_from_the_registration_answer_is_accepted_online_and_keys_stay_where_they_belong(
+        client: FlaskClient) -> None:
+    import base64
+
+    from app.codes.device import mint_sealed_code
+    from app.codes.device_verify import is_device_code
+    from app.codes.wire import b64url_decode
+    from app.codes.device import public_key_from_jwk
+
+    citizen = enrol(client)
+    key = ec.generate_private_key(ec.SECP256R1())
+    answer = register(client, citizen, key).get_json()
+    assert answer["sealed_code_prefix"] == "CC3:"
+    readers = answer["reader_keys"]
+    assert len(readers) == 2 and readers[0]["valid_until"] == readers[1]["valid_from"]
+    assert all("d" not in r["public_key"] and "private_key" not in r for r in readers)  # phones: public only
+    current = readers[0]
+    sealed = base64.urlsafe_b64decode(answer["sealed_certificate"] + "==")
+    code = mint_sealed_code(sealed, key, b64url_decode(current["kid"].encode()),
+                            public_key_from_jwk(current["public_key"]), now=time.time()).code
+    assert is_device_code(code) and len(code) == 418
+    gate = terminal(client)
+    assert verify(client, gate, code)["reason"] == "ok"
+    assert verify(client, gate, code)["reason"] == "replayed"
+    held = client.get("/v1/terminals/me/reader-keys", headers=bearer(gate)).get_json()["keys"]
+    assert {k["kid"] for k in held} == {r["kid"] for r in readers}
+    assert all(k["private_key"]["d"] for k in held)
+    denied = client.get("/v1/terminals/me/reader-keys", headers=bearer(citizen["app_token"]))
+    assert denied.status_code == 403

@@ -80,7 +80,7 @@ def test_the_board_shows_only_configured_counters_whatever_redis_holds(
         city_hall: HallDriver, citizen_code: Codes, redis_client: "redis.Redis[bytes]") -> None:
     ticket = waiting(city_hall, citizen_code())
     city_hall.act("call", city_hall.counter("1"), counter="1")
-    (calling,) = redis_client.keys("cc:hall:city:*:calling")
+    (calling,) = redis_client.keys("cc:hall:{hall:city}:*:calling")
     redis_client.hset(calling, MARKUP, "A999")  # e.g. written before counters were checked
     assert city_hall.board()["calling"] == [{"ticket": ticket, "counter": "1"}]
     shown = HallQueue(redis_client).board(directory().get("city"), MORNING).calling

@@ -237,7 +237,7 @@ def test_no_personal_data_reaches_the_database_file_or_redis_in_clear(
     # terminal, and issuing 3 credentials
     assert len(rows) == 12 and not any(secret in row for row in rows for secret in secrets_)
     stored = b"".join(b"".join(k + v for k, v in redis_client.hgetall(key).items())
-                      for key in redis_client.keys("cc:disclosure:*"))
+                      for key in redis_client.scan_iter(match="cc:disclosure:*"))
     assert stored and all(secret not in stored for secret in secrets_)
 
 

@@ -31,6 +31,7 @@ import psycopg
 import pytest
 import requests
 
+from app.records.stream import record_streams
 from tests.helpers import bearer
 from tests.ids import resident_id
 from tests.pg_support import PostgresServer, postgres_server  # noqa: F401
@@ -214,7 +215,8 @@ def test_two_record_writers_in_one_group_store_every_scan_once(pair: Pair) -> No
         sent += 2
     _drained(pair)
     assert _scan_rows(pair) - before == sent
-    consumers = pair.redis.xinfo_consumers("cc:scans", "audit-writer")
+    consumers = {c["name"] for name in record_streams("cc:scans")
+                 for c in pair.redis.xinfo_consumers(name, "audit-writer")}
     assert len(consumers) >= 2, consumers  # one writer per instance, in the same group
     checked = pair.a.cli("audit", "verify", timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -223,8 +225,9 @@ def test_two_record_writers_in_one_group_store_every_scan_once(pair: Pair) -> No
 def _drained(pair: Pair, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        pending = pair.redis.xpending("cc:scans", "audit-writer")["pending"]
-        if pair.redis.xlen("cc:scans") == 0 and pending == 0:
+        streams = record_streams("cc:scans")
+        pending = sum(pair.redis.xpending(name, "audit-writer")["pending"] for name in streams)
+        if sum(pair.redis.xlen(name) for name in streams) == 0 and pending == 0:
             return
         assert time.monotonic() < deadline, "the record writers did not drain the stream"
         time.sleep(0.1)

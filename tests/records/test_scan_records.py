@@ -17,6 +17,7 @@ from app.records.sink import UNRECORDED
 from app.runtime import Runtime
 from app.scenes.base import ScanContext
 from tests.helpers import ADMIN, bearer, drain, redis_unreachable, terminal
+from tests.records.support import stream_length
 from tests.scenes.metro_support import mint_code
 
 
@@ -37,8 +38,7 @@ def _scans(app: Flask) -> list[AuditEntry]:
 
 
 def _stream_length(app: Flask) -> int:
-    rt = _rt(app)
-    return int(rt.redis.xlen(rt.settings.records_stream))
+    return stream_length(_rt(app))
 
 
 class RoundTrips:

@@ -13,7 +13,7 @@ from app.audit.models import AuditEntry
 from app.records.stream import GROUP, ScanRecord
 from app.records.writer import RecordWriter, audit_entry
 from tests.helpers import drain
-from tests.records.support import runtime_of, scan_some
+from tests.records.support import runtime_of, scan_some, stream_entries, stream_length, stream_pending
 
 
 def _writer(app: Flask, consumer: str = "w1", batch: int = 1000) -> RecordWriter:
@@ -32,11 +32,11 @@ def _rows(app: Flask) -> list[tuple[int, str | None]]:
 def test_same_record_drained_twice_is_stored_once(app: Flask, client: FlaskClient) -> None:
     scan_some(app, client, 5, "p_w")
     rt = runtime_of(app)
-    entries = [(entry_id, fields) for entry_id, fields in rt.redis.xrange(rt.settings.records_stream)]
+    entries = stream_entries(rt)
     writer = _writer(app)
-    writer.write(entries)
-    writer.write(entries)  # e.g. redelivered after a Redis restart lost the acknowledgement
-    writer.write(entries[2:] + entries[:1])
+    writer.write_streams(entries)
+    writer.write_streams(entries)  # e.g. redelivered after a Redis restart lost the acknowledgement
+    writer.write_streams({name: batch[:1] for name, batch in entries.items()})
     rows = _rows(app)
     assert len(rows) == 5 and len({r for _, r in rows}) == 5
     with rt.db.session() as session:
@@ -61,17 +61,17 @@ def test_records_left_pending_by_a_dead_writer_are_reclaimed_and_stored_once(
     scan_some(app, client, 6, "p_w")
     rt = runtime_of(app)
     dead = _writer(app, consumer="dead", batch=6)
-    taken = dead._read(block=False)  # delivered to the dead writer ...
+    taken = [entry for batch in dead._read_all(False)[0].values() for entry in batch]  # delivered to the dead writer ...
     assert len(taken) == 6
     with rt.db.session() as session:  # ... which committed half of them, then died before XACK
         audit.append_batch(session, [audit_entry(ScanRecord.parse(entry_id, fields), dead.completions)
                                      for entry_id, fields in taken[:3]])
-    assert rt.redis.xpending(rt.settings.records_stream, GROUP)["pending"] == 6
+    assert stream_pending(rt) == 6
     assert drain(app) == 6  # a new writer reclaims all six, stores the three missing
     stored = _rows(app)
     assert len(stored) == 6 and len({r for _, r in stored}) == 6
-    assert rt.redis.xpending(rt.settings.records_stream, GROUP)["pending"] == 0
-    assert rt.redis.xlen(rt.settings.records_stream) == 0
+    assert stream_pending(rt) == 0
+    assert stream_length(rt) == 0
 
 
 def test_an_unreadable_entry_is_acknowledged_and_blocks_nothing(app: Flask, client: FlaskClient) -> None:
@@ -79,7 +79,7 @@ def test_an_unreadable_entry_is_acknowledged_and_blocks_nothing(app: Flask, clie
     rt.redis.xadd(rt.settings.records_stream, {"junk": "1"})
     scan_some(app, client, 2, "p_w")
     assert drain(app) == 3
-    assert len(_rows(app)) == 2 and rt.redis.xlen(rt.settings.records_stream) == 0
+    assert len(_rows(app)) == 2 and stream_length(rt) == 0
 
 
 def test_readiness_and_metrics_report_the_writers_lag(app: Flask, client: FlaskClient) -> None:

@@ -99,7 +99,7 @@ def test_writer_killed_after_commit_before_reply_the_retry_gets_duplicates_nothi
                           taps=TapUploads(rt.redis, TapDesk(rt.db, rt.redis, rt.settings)))
     doomed.ensure_group()
     _wait_for(lambda: _backlog(app)[0] == 1)
-    _, entries = doomed._read_both(block=False)
+    _, entries = doomed._read_all(block=False)
     assert doomed.taps is not None
     doomed.taps.desk.ingest([Job.parse(*entry) for entry in entries], time.time())  # committed ...
     # ... and killed here: no reply, no XACK

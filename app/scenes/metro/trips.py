@@ -2,11 +2,14 @@
 
 Keys:
 
-- ``cc:replay:<len(iss)>:<iss>:<jti>`` — first use of the code, shared with plain verification
-  (``app.scenes.atomic.replay_key_for``), kept until the code's expiry (EXAT);
-- ``cc:metro:trip:<sub>`` — the citizen's one open trip, a hash ``{station, entered_at, jti}``.
-  It is per pseudonym, not per code: a citizen enters with one code and leaves with a later one,
-  and one key per citizen means a citizen can never hold two open trips.
+- ``cc:replay:{rNN}:<len(iss)>:<iss>:<jti>`` — first use of the code, shared with plain
+  verification (``app.scenes.atomic.replay_key_for``), kept until the code's expiry (EXAT);
+- ``cc:metro:trip:{rNN}:<sub>`` — the citizen's one open trip, a hash ``{station, entered_at,
+  jti}``. It is per pseudonym, not per code: a citizen enters with one code and leaves with a
+  later one, and one key per citizen means a citizen can never hold two open trips.
+
+``{rNN}`` is the rider's shard (``app.store.slots``): both keys, the shard's record stream and
+its trust generation copy are in one Redis Cluster slot.
 
 The same script appends the scan record (``app.records``). The script runs atomically, so of two
 gates racing with the same code, or with two codes of the same citizen, exactly one sees the
@@ -27,6 +30,7 @@ import redis
 from app.codes.decision import CodeClaims
 from app.records.sink import ScanRecords
 from app.scenes.atomic import replay_expiry, replay_key_for
+from app.store.slots import BRACED, shard_of
 
 TRIP_PREFIX = "cc:metro:trip:"
 CLEANUP_MARGIN_SECONDS = 3600
@@ -82,7 +86,7 @@ class TripResult:
 
 
 def trip_key(sub: str) -> str:
-    return f"{TRIP_PREFIX}{sub}"
+    return f"{TRIP_PREFIX}{BRACED[shard_of(sub)]}:{sub}"
 
 
 class TripStore:
@@ -120,7 +124,7 @@ class TripStore:
             [replay_key_for(claims), trip_key(claims.sub)],
             [direction, station, repr(float(now)), self.expiry_seconds,
              replay_expiry(claims, self.leeway), self.expiry_seconds + CLEANUP_MARGIN_SECONDS,
-             claims.jti], rec)
+             claims.jti], rec, shard=shard_of(claims.sub))
         outcome, *rest = [part.decode() if isinstance(part, bytes) else str(part) for part in reply]
         trip = Trip(rest[0], float(rest[1])) if len(rest) == 2 else None
         return TripResult(outcome, trip)  # type: ignore[arg-type]
