@@ -21,13 +21,24 @@ cfg = configparser.ConfigParser()
 cfg.read("setup.cfg")
 print("\n".join(r.strip() for r in cfg["options"]["install_requires"].splitlines() if r.strip()))
 PY
-RUN pip install -r /tmp/requirements.txt
+# gevent is optional: only CITYCODE_WORKER_CLASS=gevent uses it (app/serving/options.py); it is
+# installed so that the image can switch to it without a rebuild.
+RUN pip install -r /tmp/requirements.txt "gevent>=24.10.1,<27"
 
 COPY app ./app
 COPY scanners ./scanners
 COPY loadtest ./loadtest
 COPY wsgi.py ./
 RUN pip install --no-deps .
+
+# Slow clients (issue #9): buffered gthread workers (threads see only complete requests), a
+# request head must arrive within CITYCODE_HEADER_TIMEOUT s and a body within
+# CITYCODE_BODY_TIMEOUT s; each worker holds up to CITYCODE_WORKER_CONNECTIONS connections,
+# capped by the open-file limit, whose soft value the master raises to the hard one (raise that
+# with `docker run --ulimit nofile=65536:65536`).
+ENV CITYCODE_WORKER_CLASS=buffered \
+    CITYCODE_HEADER_TIMEOUT=10 \
+    CITYCODE_BODY_TIMEOUT=30
 
 USER citycode
 VOLUME ["/data"]

@@ -34,10 +34,17 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=0, type=click.IntRange(0, 64), help="default: one per core")
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the API under gunicorn; starts an embedded redis-server when REDIS_URL is not set."""
+    """Run the API under gunicorn (threads see only complete requests: slow clients hold no
+    thread; see app/serving/options.py); starts an embedded redis-server when REDIS_URL is not set."""
     from gunicorn.app.wsgiapp import run
 
+    from app.serving.options import ServingOptionError, ServingOptions
+
     _settings()  # fail early, with a clear message, on bad settings
+    try:
+        ServingOptions.from_env()
+    except ServingOptionError as exc:
+        raise click.UsageError(str(exc)) from None
     argv = ["citycode", "-c", "python:app.serving.gunicorn_conf", "--bind", f"{host}:{port}"]
     if workers:
         argv += ["--workers", str(workers)]

@@ -7,11 +7,21 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from app.serving.options import ServingOptions, raise_open_file_limit
+
+# Slow clients (issue #9): the buffered gthread worker reads each request in its main loop before
+# a thread serves it, and times out request heads and bodies (app/serving/buffered.py; the
+# choices and their settings in app/serving/options.py).
+_options = ServingOptions.from_env()
 bind = os.environ.get("CITYCODE_BIND", "127.0.0.1:8000")
-worker_class = "gthread"
+worker_class = _options.worker_class_path
 workers = int(os.environ.get("CITYCODE_WORKERS", "0")) or (os.cpu_count() or 1)
-threads = int(os.environ.get("CITYCODE_THREADS", "4"))
-keepalive = 5  # terminals keep connections open; skip the TCP handshake per scan
+threads = _options.threads  # buffered and gthread
+# Every connection is a file: the soft limit goes up to the hard one, here in the master, which
+# the workers inherit; connections per worker stay below it.
+worker_connections = _options.connections_within(raise_open_file_limit())
+keepalive = 5  # terminals keep connections open; skip the TCP handshake per scan (plain gthread;
+#               with buffered and gevent the keep-alive idle time is the header timeout)
 backlog = 2048
 timeout = 30
 graceful_timeout = 20
