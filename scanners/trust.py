@@ -11,11 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from app.codes.device import reader_kid
+from app.codes.device import ReaderKeys, reader_keys_from
 from app.codes.jwks import keys_from_jwks
-from app.codes.wire import b64url_decode
 from app.codes.trust import StaticTrust
 from app.signing.keyfiles import PublicKey
 from scanners.local import LocalDB
@@ -30,7 +27,7 @@ class TrustMaterial:
         self.db = db
         jwks = db.get("trust.jwks")
         self.keys: KeyMap = keys_from_jwks(jwks) if jwks is not None else {}
-        self.reader_keys: dict[bytes, ec.EllipticCurvePrivateKey] = reader_keys_from(db.get("trust.reader_keys") or [])
+        self.reader_keys: ReaderKeys = reader_keys_from(db.get("trust.reader_keys") or [])
         self.state = StaticTrust()
         rows = db.query("SELECT kind, id, at FROM feed ORDER BY version")
         self.state.apply({"kind": kind, "id": ident, "at": at} for kind, ident, at in rows)
@@ -109,22 +106,3 @@ def _version(entry: Mapping[str, Any]) -> int:
         raise ValueError(f"feed entry without a positive integer version: {entry!r}")
     return version
 
-
-def reader_keys_from(entries: list[Mapping[str, Any]]) -> dict[bytes, ec.EllipticCurvePrivateKey]:
-    """4-byte kid → P-256 private key from ``GET /v1/terminals/me/reader-keys`` entries; the kid
-    must be the key's own (``app.codes.device.reader_kid``)."""
-    keys: dict[bytes, ec.EllipticCurvePrivateKey] = {}
-    for entry in entries:
-        jwk = entry.get("private_key") if isinstance(entry, Mapping) else None
-        if not isinstance(jwk, Mapping) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
-            raise ValueError("reader key must be a P-256 private JWK")
-        try:
-            x, y, d = (int.from_bytes(b64url_decode(str(jwk[n]).encode("ascii")), "big") for n in ("x", "y", "d"))
-            key = ec.EllipticCurvePrivateNumbers(d, ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1())).private_key()
-        except Exception as exc:  # Malformed, KeyError, ValueError: one message for all
-            raise ValueError(f"unusable reader key: {exc}") from None
-        kid = reader_kid(key.public_key())
-        if b64url_decode(str(entry.get("kid", "")).encode("ascii")) != kid:
-            raise ValueError("reader key kid does not match the key")
-        keys[kid] = key
-    return keys

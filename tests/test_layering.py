@@ -41,6 +41,15 @@ def _imports(tree: ast.AST) -> list[str]:
     return found
 
 
+def test_readers_leave_all_cryptography_to_the_core() -> None:
+    """scanners/ verifies, opens sealed codes and parses keys with app.codes, the one core: no
+    module of it imports a cryptography library itself."""
+    offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "scanners").rglob("*.py"))
+                 if any(name.split(".")[0] in ("cryptography", "jwt", "joserfc", "pycose", "cbor2")
+                        for name in _imports(ast.parse(path.read_text(encoding="utf-8"))))]
+    assert offenders == []
+
+
 def test_domain_packages_never_import_the_runtime() -> None:
     """Domain parts get their collaborators from the composition root (app/compose.py), never
     the whole runtime."""

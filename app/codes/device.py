@@ -279,6 +279,30 @@ def reader_kid(public_key: ec.EllipticCurvePublicKey) -> bytes:
     return hashlib.sha256(point).digest()[:READER_KID_BYTES]
 
 
+ReaderKeys = dict[bytes, ec.EllipticCurvePrivateKey]  # 4-byte kid → private key
+
+
+def reader_keys_from(entries: Iterable[Mapping[str, Any]]) -> ReaderKeys:
+    """kid → P-256 private key from the entries of ``GET /v1/terminals/me/reader-keys``
+    (``{kid, private_key: JWK}``); each kid must be its key's own (``reader_kid``). Raises
+    ``ValueError`` for an unusable entry."""
+    keys: ReaderKeys = {}
+    for entry in entries:
+        jwk = entry.get("private_key") if isinstance(entry, Mapping) else None
+        if not isinstance(jwk, Mapping) or jwk.get("kty") != "EC" or jwk.get("crv") != "P-256":
+            raise ValueError("reader key must be a P-256 private JWK")
+        try:
+            x, y, d = (int.from_bytes(b64url_decode(str(jwk[n]).encode("ascii")), "big") for n in ("x", "y", "d"))
+            key = ec.EllipticCurvePrivateNumbers(d, ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1())).private_key()
+        except Exception as exc:  # Malformed, KeyError, ValueError: one message for all
+            raise ValueError(f"unusable reader key: {exc}") from None
+        kid = reader_kid(key.public_key())
+        if b64url_decode(str(entry.get("kid", "")).encode("ascii")) != kid:
+            raise ValueError("reader key kid does not match the key")
+        keys[kid] = key
+    return keys
+
+
 def seal_keys(shared: bytes, rkid: bytes, epk: bytes) -> tuple[bytes, bytes, bytes]:
     """``(AES-128 key, CTR initial counter block, external AAD)`` from the ECDH secret."""
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF

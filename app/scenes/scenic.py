@@ -76,13 +76,10 @@ if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then return redis.call('DECR'
 return 0
 """
 
-# Behind app.records.stream.PRELUDE, rider slot. KEYS[3]: replay, [4]: admitted set.
-# ARGV[4]: replay EXAT, [5]: deny decided before ('' if none), [6]: sub, [7]: places left after
-# the one reserved for this scan (-1: none reserved, the day is full), [8]: TTL of the day's keys.
-# Every answer but `degraded` uses the code, denies included: a code is single-use once shown,
-# so a turnstile's "no" cannot be turned into a "yes" elsewhere by the same code. Every answer is
-# recorded; an admission's record carries the places left (``remaining``).
-_ADMIT_SCRIPT = """
+# The head both admission scripts share: claim first use of the code (KEYS[3], until ARGV[4]),
+# record a deny decided before the script (ARGV[5]), refuse a rider already admitted today
+# (KEYS[4], ARGV[6]).
+_CLAIM_AND_ADMITTED = """
 if redis.call('EXISTS', KEYS[3]) == 1 then
   record('replayed')
   return {'replayed', -1}
@@ -96,6 +93,15 @@ if redis.call('SISMEMBER', KEYS[4], ARGV[6]) == 1 then
   record('already_admitted')
   return {'already_admitted', -1}
 end
+"""
+
+# Behind app.records.stream.PRELUDE, rider slot. KEYS[3]: replay, [4]: admitted set.
+# ARGV[4]: replay EXAT, [5]: deny decided before ('' if none), [6]: sub, [7]: places left after
+# the one reserved for this scan (-1: none reserved, the day is full), [8]: TTL of the day's keys.
+# Every answer but `degraded` uses the code, denies included: a code is single-use once shown,
+# so a turnstile's "no" cannot be turned into a "yes" elsewhere by the same code. Every answer is
+# recorded; an admission's record carries the places left (``remaining``).
+_ADMIT_SCRIPT = _CLAIM_AND_ADMITTED + """
 if tonumber(ARGV[7]) < 0 then
   record('capacity_full')
   return {'capacity_full', 0}
@@ -109,20 +115,7 @@ return {'ok', tonumber(ARGV[7])}
 # Single Redis: the same in ONE script (one round trip, exact ``remaining``), all keys in one
 # server. Behind PRELUDE. KEYS[3]: replay, [4]: admitted set, [5]: count, [6]: capacity.
 # ARGV[4]: replay EXAT, [5]: deny decided before, [6]: sub, [7]: configured capacity, [8]: TTL.
-_ADMIT_ONE = """
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  record('replayed')
-  return {'replayed', -1}
-end
-redis.call('SET', KEYS[3], '1', 'EXAT', ARGV[4])
-if ARGV[5] ~= '' then
-  record(ARGV[5])
-  return {ARGV[5], -1}
-end
-if redis.call('SISMEMBER', KEYS[4], ARGV[6]) == 1 then
-  record('already_admitted')
-  return {'already_admitted', -1}
-end
+_ADMIT_ONE = _CLAIM_AND_ADMITTED + """
 local capacity = tonumber(redis.call('GET', KEYS[6]) or ARGV[7])
 local used = tonumber(redis.call('GET', KEYS[5]) or '0')
 if used >= capacity then
