@@ -119,7 +119,7 @@ def describe_result(result: dict[str, Any]) -> str:
     parts = []
     if fare := result.get("fare"):
         route = f" {fare['from']}→{fare['to']}" if fare.get("from") else ""
-        parts.append(f"fare {fare.get('amount_cents', 0) / 100:.2f} {fare.get('category', '')}{route}".rstrip())
+        parts.append(f"fare {fare.get('amount_cents', 0) / 100:.2f} {fare.get('display', '')}{route}".rstrip())
     if (trip := result.get("trip")) and "exited_at" in trip:
         parts.append(f"exit at {trip.get('station')}, fare settled later")
     elif trip:

@@ -64,6 +64,8 @@ class DecisionOut(ma.Schema):
     decision = ma.fields.String(required=True, metadata={"enum": ["accept", "deny"]})
     reason = ma.fields.String(required=True)
     message = ma.fields.Nested(MessageOut, required=True)
-    fare = ma.fields.Dict()
+    fare = ma.fields.Dict(metadata={"description": "bus {amount_cents, category, display}; metro exit adds "
+                                            "from, to. A gate shows `display` (full | concession), "
+                                            "never `category` (the reason: student, senior…)"})
     trip = ma.fields.Dict()
     admission = ma.fields.Dict()

@@ -29,6 +29,16 @@ class ScanContext:
         return local_date(self.now)
 
 
+def fare_display(category: str) -> str:
+    """What a gate may show for a fare category: ``full`` or ``concession``, never the reason.
+
+    The category (student, senior, disabled…) stays in the answer for settlement and the
+    citizen's own history; a display in a queue at a gate shows only that a concession applied
+    (issue #10: disability status is sensitive personal information).
+    """
+    return "full" if category == "full" else "concession"
+
+
 def local_date(now: float) -> date:
     """The calendar day in the city (Asia/Shanghai): what "today" means for quotas and queues."""
     return datetime.fromtimestamp(now, CITY_TZ).date()

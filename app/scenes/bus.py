@@ -29,7 +29,7 @@ from app.codes.errors import Degraded
 from app.records.stream import draft
 from app.records.sink import ScanRecords
 from app.scenes.atomic import replay_expiry, replay_key_for
-from app.scenes.base import ScanContext
+from app.scenes.base import ScanContext, fare_display
 from app.store.slots import BRACED, shard_of
 
 TAP_PREFIX = "cc:bus:tap:"
@@ -65,7 +65,8 @@ class Fare:
     amount_cents: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"amount_cents": self.amount_cents, "category": self.category}
+        return {"amount_cents": self.amount_cents, "category": self.category,
+                "display": fare_display(self.category)}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from scanners.cli import main
+from scanners.console import describe_result
 from tests.helpers import bearer
 
 
@@ -50,7 +51,7 @@ def test_json_line_has_decision_reason_result_and_timings(city, bus, tmp_path: P
     line = json.loads(out)
     assert (line["decision"], line["reason"], line["mode"], line["seq"]) == ("accept", "ok", "online", 1)
     assert line["message"]["zh"] and line["message"]["en"]
-    assert line["result"] == {"fare": {"amount_cents": 200, "category": "full"}}
+    assert line["result"] == {"fare": {"amount_cents": 200, "category": "full", "display": "full"}}
     timings = line["timings"]
     assert set(timings) == {"decode_ms", "verify_ms", "total_ms"}
     assert 0 < timings["decode_ms"] <= timings["total_ms"]
@@ -83,7 +84,7 @@ def test_offline_scan_is_decided_locally_and_waits_for_upload(city, bus, tmp_pat
     assert code == 0, out
     line = json.loads(out)
     assert (line["decision"], line["mode"]) == ("accept", "offline")
-    assert line["result"]["fare"] == {"amount_cents": 200, "category": "full"}
+    assert line["result"]["fare"] == {"amount_cents": 200, "category": "full", "display": "full"}
     data_dir = bus[bus.index("--data-dir") + 1]
     code, out = run("status", "--data-dir", data_dir, "--json")
     assert code == 0 and json.loads(out)["pending"] == 1
@@ -147,3 +148,8 @@ def test_sync_reports_the_feed_and_keys(city, bus, tmp_path: Path) -> None:
     assert code == 0, out
     body = json.loads(out)
     assert body["ok"] is True and body["keys"] >= 1
+
+
+def test_console_line_shows_a_concession_not_its_reason() -> None:
+    line = describe_result({"fare": {"amount_cents": 0, "category": "disabled", "display": "concession"}})
+    assert "concession" in line and "disabled" not in line

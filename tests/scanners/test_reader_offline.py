@@ -32,12 +32,12 @@ def test_real_code_is_accepted_offline_with_the_bus_fare_and_journaled(city, tmp
     _, app_token = city.citizen()
     decision = reader.scan(city.code(app_token), offline=True)
     assert (decision.decision, decision.reason, decision.mode) == ("accept", "ok", "offline")
-    assert decision.data["fare"] == {"amount_cents": 200, "category": "full"}
+    assert decision.data["fare"] == {"amount_cents": 200, "category": "full", "display": "full"}
     assert decision.seq == 1 and reader.pending() == 1
     record = reader.journal.record(1)
     assert record["decision"] == "accept" and record["mode"] == "offline"
     assert record["jti"] and record["sub"] and record["iss"] == "cc"
-    assert record["result"] == {"fare": {"amount_cents": 200, "category": "full"}}
+    assert record["result"] == {"fare": {"amount_cents": 200, "category": "full", "display": "full"}}
 
 
 def test_same_code_twice_offline_is_replayed(city, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ def test_online_decision_is_the_servers_journaled_and_cached_locally(city, tmp_p
     code = city.code(app_token)
     decision = reader.scan(code)
     assert (decision.decision, decision.mode, decision.stale) == ("accept", "online", False)
-    assert decision.data["fare"] == {"amount_cents": 200, "category": "full"}
+    assert decision.data["fare"] == {"amount_cents": 200, "category": "full", "display": "full"}
     assert decision.request_id and "online_ms" in decision.timings
     record = reader.journal.record(decision.seq)
     assert record["mode"] == "online" and record["request_id"] == decision.request_id

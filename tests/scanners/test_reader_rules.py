@@ -18,7 +18,7 @@ def test_bus_fare_comes_from_the_codes_entitlements(city, tmp_path: Path, manual
     citizen_id, _ = city.citizen()
     credential(city.client, issuer(city.client, "student_card"), citizen_id, "student_card")
     decision = reader.scan(city.code_at(citizen_id, reader.now()), offline=True)
-    assert decision.data["fare"] == {"amount_cents": 100, "category": "student"}
+    assert decision.data["fare"] == {"amount_cents": 100, "category": "student", "display": "concession"}
     assert reader.journal.record(decision.seq)["ent"] == ["stu"]
 
 

@@ -49,7 +49,7 @@ def test_revoked_student_card_stops_the_concession_after_sync(city, tmp_path: Pa
     assert response.status_code == 200
     assert reader.sync().ok
     decision = reader.scan(code, offline=True)
-    assert decision.data["fare"] == {"amount_cents": 200, "category": "full"}
+    assert decision.data["fare"] == {"amount_cents": 200, "category": "full", "display": "full"}
 
 
 def test_full_snapshot_replaces_the_local_feed(city, tmp_path: Path) -> None:

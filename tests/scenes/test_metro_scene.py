@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from app.city import load
 from app.codes.decision import Decision
+from app.scenes.base import fare_display
 from app.scenes.metro import MetroScene
 from app.scenes.metro.fares import FareTable
 from app.scenes.metro.network import default_network
@@ -44,7 +45,7 @@ def test_entry_opens_a_trip_and_exit_charges_the_shortest_path_fare(
     left = scan(client, exit_, fresh(client, rider), "exit")
     assert (left["decision"], left["reason"]) == ("accept", "ok")
     # 11 stops on line 3: 2 yuan for six, +1 for the next five
-    assert left["fare"] == {"amount_cents": 300, "category": "full", "from": "五四广场", "to": "李村"}
+    assert left["fare"] == {"amount_cents": 300, "category": "full", "display": "full", "from": "五四广场", "to": "李村"}
     assert "trip" not in left
 
 
@@ -107,6 +108,12 @@ def test_entitled_riders_pay_their_category(client: FlaskClient, rider: dict[str
     scan(client, gate(client, "五四广场"), fresh(client, rider), "entry")
     fare = scan(client, gate(client, "李村"), fresh(client, rider), "exit")["fare"]
     assert (fare["category"], fare["amount_cents"]) == (category, cents)
+    assert fare["display"] == "concession"  # what the gate shows: never the reason
+
+
+def test_gate_display_shows_a_concession_without_its_reason() -> None:
+    assert fare_display("full") == "full"
+    assert {fare_display(c) for c in ("student", "senior", "disabled", "anything_new")} == {"concession"}
 
 
 def test_trip_open_until_just_before_expiry(app: Flask, client: FlaskClient, rider: dict[str, Any]) -> None:

@@ -104,6 +104,7 @@ class MetroMachine(RuleBasedStateMachine):
         assert answer["reason"] == "ok", answer
         expected = FARES.quote(HOPS[trip[0]][station], CITIZENS[shown.citizen])
         assert answer["fare"] == {"amount_cents": expected.amount_cents, "category": expected.category,
+                                  "display": "full" if expected.category == "full" else "concession",
                                   "from": trip[0], "to": station}
         assert answer["fare"]["amount_cents"] >= 0
 

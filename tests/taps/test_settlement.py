@@ -76,7 +76,7 @@ def test_offline_entry_then_online_exit_is_charged_once_at_the_online_fare(
     code, _ = code_for(app, someone)
     exit_answer = _verify(client, leave, code, "exit")
     assert exit_answer["decision"] == "accept"
-    assert exit_answer["fare"] == {"amount_cents": FULL, "category": "full", "from": FROM, "to": TO}
+    assert exit_answer["fare"] == {"amount_cents": FULL, "category": "full", "display": "full", "from": FROM, "to": TO}
     assert runtime_of(app).taps.settle(time.time()).riders == 1
     assert _trip_rows(app) == [("settled", FROM, TO, FULL, "full", "online_gate")]
     runtime_of(app).taps.settle(time.time() + 10 * HOURS, due_only=True)

@@ -1,7 +1,7 @@
 """Metro: an entry gate opens a trip, an exit gate closes it and charges the shortest-path fare.
 
 - entry with no open trip → accept ``{trip: {station, entered_at}}``; with one → ``passback``;
-- exit with an open trip → accept ``{fare: {amount_cents, category, from, to}}``; without →
+- exit with an open trip → accept ``{fare: {amount_cents, category, display, from, to}}``; without →
   ``no_entry`` (the rider goes to the service counter);
 - a trip left open longer than ``trip_expiry_seconds`` counts as no trip: the next exit is
   ``no_entry``, the next entry opens a fresh trip.
@@ -29,7 +29,7 @@ from app.codes.decision import Decision
 from app.codes.errors import CodeError, Degraded, NoEntry, Passback, Replayed
 from app.records.sink import ScanRecords
 from app.records.stream import draft
-from app.scenes.base import ScanContext
+from app.scenes.base import ScanContext, fare_display
 from app.scenes.metro.fares import FareTable
 from app.scenes.metro.network import Network, UnknownStation, default_network
 from app.scenes.metro.trips import TripStore
@@ -96,7 +96,7 @@ class MetroScene:
             stops = None
         fare = self.fares.quote(stops, tuple(entitlements))  # ent is already stripped of revocations
         return {"amount_cents": fare.amount_cents, "category": fare.category,
-                "from": entry_station, "to": exit_station}
+                "display": fare_display(fare.category), "from": entry_station, "to": exit_station}
 
     def _refuse(self, ctx: ScanContext, decision: Decision) -> Decision:
         """A deny about the gate, decided before the script: recorded with one XADD."""
