@@ -1,8 +1,9 @@
 """Benchmark the codes core on one core: mint, raw signature checks, ``Verifier.check``/``verify``
 (memory and real Redis replay stores) and QR rendering (``app.codes.qr``, as the API serves it);
-then device-bound codes (``CC2:``, ``app.codes.device``): size and QR version of both formats,
-phone-side mint time, ``check`` with the certificate cached and uncached against one raw P-256
-verify (goals >= 0.8 and >= 0.4).
+then device-bound codes (``CC2:`` and sealed ``CC3:``, ``app.codes.device``): size and QR version
+of the formats, phone-side mint time, ``check`` with the certificate cached and uncached against
+one raw P-256 verify in the same run (CC2 goals >= 0.8 and >= 0.4; CC3 adds one ECDH, an HKDF
+and AES-CTR per code, and has no goal of its own).
 
     python -m loadtest.bench_codes [--seconds 10] [--rounds 5] [--algorithm ES256]
 
@@ -30,7 +31,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from app.codes import qr
-from app.codes.device import issue_certificate, mint_device_code
+from app.codes.device import (issue_certificate, issue_sealed_certificate, mint_device_code, mint_sealed_code,
+                              reader_kid)
 from app.codes.mint import mint
 from app.codes.replay import MemoryReplayStore, RedisReplayStore
 from app.codes.trust import StaticTrust
@@ -187,22 +189,32 @@ def _bench(ring: KeyRing, client: "redis.Redis[bytes]", seconds: float, rounds: 
 
 
 def _bench_device(jws_code: str, seconds: float, rounds: int) -> None:
-    """Device-bound codes: one service key and one phone key (ES256 both, as the format pins)."""
+    """Device-bound codes: one service key, one phone key and one reader key (P-256 all, as the
+    formats pin)."""
     service, phone = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    reader = ec.generate_private_key(ec.SECP256R1())
+    rkid = reader_kid(reader.public_key())
+    held = {rkid: reader}
     kid = thumbprint_kid(service.public_key())  # as the key ring names keys (8 characters)
     keys = {kid: ("ES256", service.public_key())}
     now = time.time()
     cert = issue_certificate(service, kid, subject=SUBJECT, entitlements=ENTITLEMENTS,
                              device_key=phone.public_key(), now=now - 60, expires_at=now + 86400).certificate
+    cert3 = issue_sealed_certificate(service, kid, subject=SUBJECT, entitlements=ENTITLEMENTS,
+                                     device_key=phone.public_key(), now=now - 60,
+                                     expires_at=now + 86400).certificate
 
     def fresh() -> str:
         return mint_device_code(cert, phone, now=time.time()).code
 
+    def fresh_sealed() -> str:
+        return mint_sealed_code(cert3, phone, rkid, reader.public_key(), now=time.time()).code
+
     def verifier(cache_size: int) -> Verifier:
         return Verifier(lambda: keys, StaticTrust(), MemoryReplayStore(), ISSUER, max_ttl=60,  # type: ignore[arg-type]
-                        certificate_cache_size=cache_size)
+                        certificate_cache_size=cache_size, reader_keys=lambda: held)
 
-    sample = fresh()
+    sample, sealed_sample = fresh(), fresh_sealed()
     message, der = b"x" * 200, service.sign(b"x" * 200, ec.ECDSA(hashes.SHA256()))
     ecdsa, public = ec.ECDSA(hashes.SHA256()), service.public_key()
 
@@ -210,39 +222,52 @@ def _bench_device(jws_code: str, seconds: float, rounds: int) -> None:
         public.verify(der, message, ecdsa)
 
     per_op = 1 / _rate(raw, 200)
-    n = max(200, int(seconds / rounds / (5 * per_op)))
+    n = max(200, int(seconds / rounds / (12 * per_op)))
     batch = 100
-    best = {"raw": 0.0, "cached": 0.0, "uncached": 0.0, "mint": 0.0}
-    ratios: dict[str, list[float]] = {"cached": [], "uncached": []}
+    measured = ("cached", "uncached", "sealed_cached", "sealed_uncached")
+    best = {"raw": 0.0, "mint": 0.0, "sealed_mint": 0.0, **{name: 0.0 for name in measured}}
+    ratios: dict[str, list[float]] = {name: [] for name in measured}
     for _ in range(rounds):
         cached, uncached = verifier(4096), verifier(0)
-        pool = [fresh() for _ in range(n)]
+        pool, sealed_pool = [fresh() for _ in range(n)], [fresh_sealed() for _ in range(n)]
         assert cached.check(pool[0]).accepted and uncached.check(pool[0]).accepted
+        assert cached.check(sealed_pool[0]).accepted and uncached.check(sealed_pool[0]).accepted
         gc.collect()
         best["mint"] = max(best["mint"], _rate(fresh, max(100, n // 4)))
-        spent = {"raw": 0.0, "cached": 0.0, "uncached": 0.0}
-        for start in range(0, n - batch + 1, batch):
-            codes = pool[start:start + batch]
+        best["sealed_mint"] = max(best["sealed_mint"], _rate(fresh_sealed, max(100, n // 4)))
+        spent = {"raw": 0.0, **{name: 0.0 for name in measured}}
+        for start in range(0, n - batch + 1, batch):  # all five alternate: load changes hit them alike
+            codes, sealed = pool[start:start + batch], sealed_pool[start:start + batch]
             spent["raw"] += batch / _rate(raw, batch)
             spent["cached"] += batch / _rate_over(codes, cached.check)
             spent["uncached"] += batch / _rate_over(codes, uncached.check)
+            spent["sealed_cached"] += batch / _rate_over(sealed, cached.check)
+            spent["sealed_uncached"] += batch / _rate_over(sealed, uncached.check)
         done = n - n % batch
         for name, used in spent.items():
             best[name] = max(best[name], done / used)
         for name in ratios:
             ratios[name].append(spent["raw"] / spent[name])
     jws_version, device_version = qr.version_of(jws_code), qr.version_of(sample)
-    assert device_version == qr.png(sample).version
+    sealed_version = qr.version_of(sealed_sample)
+    assert device_version == qr.png(sample).version and sealed_version == qr.png(sealed_sample).version
     print(f"device code: {len(sample)} chars (CC2: + base45 of {len(sample[4:]) * 2 // 3} bytes, certificate "
           f"{len(cert)} bytes) -> QR version {device_version} at EC M, alphanumeric mode")
+    print(f"sealed code: {len(sealed_sample)} chars (CC3: + base45 of {len(sealed_sample[4:]) * 2 // 3} bytes, "
+          f"certificate {len(cert3)} bytes) -> QR version {sealed_version} at EC M, alphanumeric mode")
     print(f"JWS code:    {len(jws_code)} chars -> QR version {jws_version} at EC M, byte mode")
     print(f"device mint (phone side, Python)  {best['mint']:9.0f} /s  ({1e6 / best['mint']:.0f} us)")
+    print(f"sealed mint (phone side, Python)  {best['sealed_mint']:9.0f} /s  ({1e6 / best['sealed_mint']:.0f} us)")
     print(f"raw cryptography P-256 verify     {best['raw']:9.0f} /s")
-    print(f"check, certificate cached         {best['cached']:9.0f} /s")
-    print(f"check, certificate not cached     {best['uncached']:9.0f} /s")
-    for name, goal in (("cached", 0.8), ("uncached", 0.4)):
-        print(f"ratio {name:8s}/raw  best-of {best[name] / best['raw']:.3f}"
-              f"   median per-round {statistics.median(ratios[name]):.3f}   (goal >= {goal})")
+    print(f"CC2 check, certificate cached     {best['cached']:9.0f} /s")
+    print(f"CC2 check, certificate not cached {best['uncached']:9.0f} /s")
+    print(f"CC3 check, certificate cached     {best['sealed_cached']:9.0f} /s")
+    print(f"CC3 check, certificate not cached {best['sealed_uncached']:9.0f} /s")
+    for name, goal in (("cached", " (goal >= 0.8)"), ("uncached", " (goal >= 0.4)"),
+                       ("sealed_cached", ""), ("sealed_uncached", "")):
+        label = ("CC3 " if name.startswith("sealed") else "CC2 ") + name.removeprefix("sealed_")
+        print(f"ratio {label:12s}/raw  best-of {best[name] / best['raw']:.3f}"
+              f"   median per-round {statistics.median(ratios[name]):.3f}  {goal}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -337,7 +337,9 @@ def mint_sealed_code(certificate: bytes, device_key: ec.EllipticCurvePrivateKey,
                                               serialization.PublicFormat.CompressedPoint)
     key, iv, aad = seal_keys(ephemeral.exchange(ec.ECDH(), reader_key), rkid, epk)
     plaintext = b"\x82" + certificate + cbor.dumps(t)
-    plaintext += bytes(max(0, SEALED_PLAINTEXT_BYTES - len(plaintext)))
+    if len(plaintext) > SEALED_PLAINTEXT_BYTES:
+        raise ValueError("the certificate is too large for a sealed code (pseudonym over 12 characters?)")
+    plaintext += bytes(SEALED_PLAINTEXT_BYTES - len(plaintext))
     payload = b"\x83" + _bstr(rkid) + _bstr(epk) + _bstr(aes_ctr(key, iv, plaintext))
     signature = sign_es256(device_key, sig_structure(b"", payload, aad))
     raw = b"\x84\x40\xa0" + _bstr(payload) + _bstr(signature)

@@ -37,7 +37,8 @@ from app.codes import cbor
 from app.codes.decision import CodeClaims, new_claims
 from app.codes.device import (CERT3_HINT_BYTES, CNF, CODE_SECONDS, COSE_KEY, CTI, CTI_BYTES, DEVICE_PREFIX,
                               ENT, EPK_BYTES, ES256, EXP, IAT, KID_HINT_BYTES, MAX_CERT_SECONDS,
-                              MAX_DEVICE_CODE_CHARS, READER_KID_BYTES, SEALED_PREFIX, SUB, aes_ctr,
+                              MAX_DEVICE_CODE_CHARS, READER_KID_BYTES, SEALED_CODE_BYTES,
+                              SEALED_PLAINTEXT_BYTES, SEALED_PREFIX, SUB, aes_ctr,
                               cert3_hint, cert3_id, cert_id_text, ent_letters, kid_hint,
                               public_key_from_cose, seal_keys, sig_structure, unwrap, unwrap_sealed)
 from app.codes.errors import BadSignature, Malformed, UnknownKey
@@ -143,6 +144,8 @@ class DeviceCodes:
     def _sealed(self, code: str) -> tuple[CodeClaims, int, str]:
         """A CC3 code: open it with the reader key its kid names, then the CC2 checks."""
         raw = unwrap_sealed(code)
+        if len(raw) != SEALED_CODE_BYTES:
+            raise Malformed("a sealed code is exactly 276 bytes")
         if raw[:3] != _SEALED_HEAD:
             raise Malformed("sealed code must start with a COSE_Sign1 of empty headers")
         payload, payload_end = _bytes_at(raw, 3)
@@ -154,7 +157,8 @@ class DeviceCodes:
         rkid, pos = _bytes_at(payload, 1)
         epk, pos = _bytes_at(payload, pos)
         ciphertext, pos = _bytes_at(payload, pos)
-        if pos != len(payload) or len(rkid) != READER_KID_BYTES or len(epk) != EPK_BYTES:
+        if pos != len(payload) or len(rkid) != READER_KID_BYTES or len(epk) != EPK_BYTES \
+                or len(ciphertext) != SEALED_PLAINTEXT_BYTES:
             raise Malformed("sealed payload has the wrong shape")
         reader_key = self.reader_keys().get(rkid)
         if reader_key is None:

@@ -1,10 +1,14 @@
 """Rewrite the device-bound code vectors: ``python -m tests.vectors.device_generate [--out DIR]``.
 
-Writes ``tests/vectors/device/``: ``jwks.json`` (service keys), ``trust.json`` (the revocation feed)
-and ``cases.json`` (clock, settings, used pairs, cases), in the layout of the JWS vectors
-(``tests/vectors/README.md``) with the device-code settings added. Keys are generated in memory
-and discarded; genuine certificates and codes come from the production functions
-(``app.codes.device``), crafted ones are assembled here with exactly the defect they are about.
+Writes ``tests/vectors/device/``: ``jwks.json`` (service keys), ``trust.json`` (the revocation feed),
+``reader_keys.json`` (the reader keys that open sealed CC3 codes, private: test-only keys made for
+the vectors) and ``cases.json`` (clock, settings, used pairs, cases), in the layout of the JWS
+vectors (``tests/vectors/README.md``) with the device-code settings added. Service and phone keys
+are generated in memory and discarded; genuine certificates and codes come from the production
+functions (``app.codes.device``), crafted ones are assembled here (CC2) and in
+``tests.vectors.device_sealed`` (CC3) with exactly the defect they are about. Keys, ECDSA
+signatures, nonces and ephemeral keys are random: every run writes other bytes with the same ids,
+descriptions and expectations, so the committed files are the reference.
 """
 from __future__ import annotations
 
@@ -20,14 +24,25 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from app.codes import base45
 from app.codes.device import (CODE_PROTECTED, CODE_SECONDS, DEVICE_PREFIX, MAX_CERT_SECONDS,
-                              issue_certificate, mint_device_code, sign1)
+                              issue_certificate, mint_device_code, reader_kid, sign1)
 from app.codes.wire import b64url_encode
+from app.signing.reader_keys import CURRENT, NEXT, RETIRED, ReaderKey
 from tests.vectors import device_schema
 from tests.vectors.catalogue import ISSUER, LEEWAY, MAX_CODE_CHARS, MAX_TTL, NOW, accept, deny
 from tests.vectors.craft import KeyPair
+from tests.vectors.device_sealed import add_sealed
 
 HERE = Path(__file__).resolve().parent / "device"
 RIDER, SUSPENDED, STUDENT = "devRider001", "devSuspend1", "devStudent1"
+READER_PERIOD, READER_GRACE = 86400, 900  # the server's defaults (app.signing.reader_keys)
+READER_KEYS_NOTE = ("TEST-ONLY reader keys, generated for these vectors and published on purpose so "
+                    "that a reader under test can open the CC3 cases; no CityCode service or reader "
+                    "holds them. Format: GET /v1/terminals/me/reader-keys.")
+
+
+def _reader_key(state: str, valid_from: int) -> ReaderKey:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return ReaderKey(reader_kid(key.public_key()), state, valid_from, valid_from + READER_PERIOD, key)
 
 
 class DeviceCatalogue:
@@ -35,6 +50,13 @@ class DeviceCatalogue:
         self.es, self.es_next = KeyPair.generate("ES256"), KeyPair.generate("ES256")
         self.ed, self.unpublished = KeyPair.generate("EdDSA"), KeyPair.generate("ES256")
         self.phone = ec.generate_private_key(ec.SECP256R1())
+        # Reader keys as a terminal holds them at NOW, 600 s after a rotation: the retired key is
+        # in its grace (until NOW + 300), then the current and the next; "gone" is held by no one.
+        self.reader_retired = _reader_key(RETIRED, NOW - 600 - READER_PERIOD)
+        self.reader_current = _reader_key(CURRENT, NOW - 600)
+        self.reader_next = _reader_key(NEXT, NOW - 600 + READER_PERIOD)
+        self.reader_gone = _reader_key(RETIRED, NOW - 600 - 2 * READER_PERIOD)
+        assert self.reader_retired.valid_until + READER_GRACE > NOW >= self.reader_gone.valid_until + READER_GRACE
         self.thief = ec.generate_private_key(ec.SECP256R1())
         self.cases: list[dict[str, Any]] = []
         self.feed: list[dict[str, Any]] = []
@@ -70,9 +92,13 @@ class DeviceCatalogue:
         top = {"format": device_schema.FORMAT, "now": NOW, "issuer": ISSUER, "max_ttl": MAX_TTL,
                "leeway": LEEWAY, "max_code_chars": MAX_CODE_CHARS, "algorithms": ["ES256", "EdDSA"],
                "code_seconds": CODE_SECONDS, "max_certificate_seconds": MAX_CERT_SECONDS,
-               "jwks": "jwks.json", "trust": "trust.json", "used": self.used, "cases": self.cases}
+               "jwks": "jwks.json", "trust": "trust.json", "reader_keys": "reader_keys.json",
+               "used": self.used, "cases": self.cases}
+        held = (self.reader_retired, self.reader_current, self.reader_next)
         return {"jwks.json": {"keys": [self.es.jwk(), self.es_next.jwk(), self.ed.jwk()]},
                 "trust.json": {"version": len(entries), "entries": entries, "full": True, "more": False},
+                "reader_keys.json": {"test_only": True, "note": READER_KEYS_NOTE,
+                                     "keys": [key.private() for key in held]},
                 "cases.json": top}
 
 
@@ -171,6 +197,7 @@ def add_all(c: DeviceCatalogue) -> None:
     c.add("device-malformed-certificate-too-long", "A certificate valid for longer than "
           "max_certificate_seconds.", c.code(_long_cert(c)), deny("malformed"))
     assert CODE_PROTECTED == b"\xa1\x01\x26"
+    add_sealed(c, suspended=SUSPENDED, student=STUDENT)
 
 
 def _long_cert(c: DeviceCatalogue) -> bytes:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import KeySet
 
 from app.codes.decision import Decision
+from app.codes.device import reader_keys_from
 from app.codes.jwks import keys_from_jwks
 from app.codes.replay import MemoryReplayStore
 from app.codes.trust import StaticTrust
@@ -38,10 +39,15 @@ def used_until(vectors: VectorSet) -> int:
     return vectors.now + vectors.max_ttl + vectors.leeway
 
 
-def core_reader(vectors: VectorSet) -> Verifier:
+ReaderKeyEntries = Sequence[Mapping[str, Any]]
+"""Reader keys as ``GET /v1/terminals/me/reader-keys`` lists them (device vectors: CC3 codes)."""
+
+
+def core_reader(vectors: VectorSet, reader_keys: ReaderKeyEntries = ()) -> Verifier:
     """A fresh offline reader built the way ``scanners/`` builds one: keys from the published JWKS,
-    trust from the revocation feed, an in-memory replay store, and the vectors' fixed clock."""
-    keys = keys_from_jwks(vectors.jwks)
+    reader keys (if any), trust from the revocation feed, an in-memory replay store, and the
+    vectors' fixed clock."""
+    keys, held = keys_from_jwks(vectors.jwks), reader_keys_from(reader_keys)
     clock: Callable[[], float] = lambda: vectors.now  # noqa: E731 - the fixed clock
     trust = StaticTrust()
     trust.apply(vectors.trust["entries"])
@@ -50,12 +56,13 @@ def core_reader(vectors: VectorSet) -> Verifier:
         replay.claim(pair["iss"], pair["jti"], used_until(vectors))
     return Verifier(lambda: keys, trust, replay, vectors.issuer, max_ttl=vectors.max_ttl,
                     algorithms=vectors.algorithms, leeway=vectors.leeway, clock=clock,
-                    max_code_bytes=vectors.max_code_chars)
+                    max_code_bytes=vectors.max_code_chars, reader_keys=lambda: held)
 
 
-def decide_with_core(vectors: VectorSet, case: dict[str, Any]) -> tuple[list[Outcome], Outcome]:
+def decide_with_core(vectors: VectorSet, case: dict[str, Any],
+                     reader_keys: ReaderKeyEntries = ()) -> tuple[list[Outcome], Outcome]:
     """``(outcomes of the prior scans, outcome of the case's code)`` on a fresh core reader."""
-    reader = core_reader(vectors)
+    reader = core_reader(vectors, reader_keys)
     prior = [outcome(reader.verify(code)) for code in case.get("prior", [])]
     return prior, outcome(reader.verify(case["code"]))
 
@@ -73,12 +80,13 @@ def joserfc_signature_valid(vectors: VectorSet, code: str) -> bool:
     return True
 
 
-def decide_with_offline_reader(vectors: VectorSet, case: dict[str, Any],
-                               data_dir: Path) -> tuple[list[Outcome], Outcome]:
+def decide_with_offline_reader(vectors: VectorSet, case: dict[str, Any], data_dir: Path,
+                               reader_keys: ReaderKeyEntries = ()) -> tuple[list[Outcome], Outcome]:
     """``(prior outcomes, outcome)`` from a fresh ``scanners.reader.Reader`` — a bus reader with
     no uplink (hall kiosks never decide offline), provisioned with the vectors' JWKS, full feed and
-    settings (``Reader.provision``) as of the vectors' clock; the used pairs go into its SQLite
-    replay cache."""
+    settings (``Reader.provision``) as of the vectors' clock; the reader keys go in as a sync
+    stores them (``TrustMaterial.replace_reader_keys``), the used pairs into its SQLite replay
+    cache."""
     from scanners.reader import Reader
 
     me = {"terminal_id": "t_vectors", "kind": "bus", "site": {"line": "321", "vehicle": "vectors-bus"},
@@ -88,6 +96,7 @@ def decide_with_offline_reader(vectors: VectorSet, case: dict[str, Any],
                               base_url="http://127.0.0.1:9", terminal_token="cct_never-used-offline",
                               now=vectors.now, offline=True, clock=lambda: vectors.now)
     try:
+        reader.material.replace_reader_keys(list(reader_keys))
         for pair in vectors.used:
             reader.replay.claim(pair["iss"], pair["jti"], used_until(vectors))
 
