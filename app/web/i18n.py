@@ -60,6 +60,7 @@ ACTIONS = {
     "disclosure_withdrawn": _l("Disclosure withdrawn"), "citizen_enrolled": _l("Enrolled"),
     "citizen_suspended": _l("Account suspended"), "citizen_restored": _l("Account restored"),
     "credential_issued": _l("Credential issued"), "credential_revoked": _l("Credential revoked"),
+    "device_registered": _l("Phone registered for offline codes"), "device_removed": _l("Phone removed"),
 }
 SERVICES_EN = {
     "household": "Household registration", "social_security": "Social security",
@@ -94,7 +95,11 @@ def client_texts(locale: str) -> dict[str, Any]:
             "refreshing": _("Getting a new code…"),
             "qrLabel": _("QR code to show at a reader, valid until %(time)s"),
             "offline": _("Offline: no code can be shown. Connect to the network to get a fresh code."),
-            "online": _("Online code"),
+            "online": _("Online code from the service"),
+            "offlineSealed": _("Offline code made on this phone, sealed: only readers can open it"),
+            "offlineSigned": _("Offline code made on this phone (not sealed)"),
+            "offlineMinted": _("Offline: this code was made on this phone; readers check it without the network."),
+            "deviceReady": _("This phone can show codes offline until %(date)s."),
             "suspended": _("Your account is suspended: no code can be shown."),
             "noPending": _("No requests are waiting for you."),
             "asks": _("Asked by"), "fieldsAsked": _("Fields"), "purpose": _("Purpose"),

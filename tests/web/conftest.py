@@ -1,6 +1,7 @@
-"""Fixtures for the browser tests: the real app served over real HTTP (werkzeug on a thread of
-the test process, on the app of ``tests/conftest.py``: real redis-server, real SQLite file, real
-keys), and Debian's headless Chromium driven by Playwright.
+"""Fixtures for the browser tests: the real service, ``citycode serve`` (gunicorn, its
+embedded redis-server, SQLite file, keys and record writer; started as tests/integration does,
+once for the session: a start and stop cost ~5 s), and Debian's headless Chromium driven by
+Playwright. Each test makes its own citizens and terminals through the API, over HTTP.
 
 The browser tests skip, saying why, only where no browser can be had: Playwright missing or no
 Chromium at ``/usr/bin/chromium`` (``apt-get install chromium``; Playwright's own browser
@@ -15,32 +16,42 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 
 from app.config import Settings
 from app.store.embedded import EmbeddedRedis
 from tests.conftest import ADMIN_TOKEN
-from tests.web.support import CODE_TTL_SECONDS, Served, Site
+from tests.web.support import CODE_TTL_SECONDS, HttpClient, Site
 
 CHROMIUM = os.environ.get("CITYCODE_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_server: EmbeddedRedis) -> Settings:
+    """For test_pages.py, which asks the app itself (Flask's test client) about its pages."""
     return Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, admin_token=ADMIN_TOKEN,
                     code_ttl_seconds=CODE_TTL_SECONDS)
 
 
+@pytest.fixture(scope="session")
+def served() -> Iterator[Any]:
+    """One ``citycode serve`` for the session's browser tests (tests/integration's helpers)."""
+    from tests.integration import conftest as serving
+
+    env = {"CITYCODE_ADMIN_TOKEN": ADMIN_TOKEN, "CITYCODE_CODE_TTL_SECONDS": str(CODE_TTL_SECONDS)}
+    with serving.running_server(env=env) as server:
+        yield server
+
+
 @pytest.fixture
-def site(app: Flask, client: FlaskClient, tmp_path: Path) -> Iterator[Site]:
-    served = Served(app)
+def site(browser: Any, served: Any, tmp_path: Path) -> Iterator[Site]:
+    """The served service (started only where a browser can be had)."""
     shots = Path(os.environ.get("CITYCODE_SCREENSHOTS") or tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
+    client = HttpClient(served.base_url)
     try:
-        yield Site(app, client, served.base_url, shots)
+        yield Site(client, served.base_url, shots)
     finally:
-        served.stop()
+        client.session.close()
 
 
 @pytest.fixture(scope="session")

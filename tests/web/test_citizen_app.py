@@ -1,33 +1,21 @@
-"""The citizen page in headless Chromium, over real HTTP: sign in, show a code a reader accepts,
-refresh it, answer disclosure requests, open with no network, sign out."""
+"""The citizen page in headless Chromium, over real HTTP (citycode serve): sign in, show a code a
+reader accepts, refresh it, answer disclosure requests, open with no network, sign out."""
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from typing import Any
 
 import jwt
 import qrcode
-import zxingcpp
-from PIL import Image
+import qrcode.util
 
 from app.city import CITY_TZ
-from tests.helpers import bearer, code, credential, drain, enrol, issuer, terminal
-from tests.web.support import CODE_TTL_SECONDS, Site, sign_in
+from app.codes import base45
+from tests.helpers import bearer, code, credential, enrol, issuer, terminal
+from tests.web.support import CODE_TTL_SECONDS, Site, shown_code, sign_in, verify
 
 
-def shown_code(page: Any) -> str:
-    """What a camera reads off the screen: a screenshot of the QR, decoded by zxing-cpp."""
-    image = Image.open(io.BytesIO(page.locator("#qr").screenshot()))
-    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
-    assert len(found) == 1, "no QR code readable on the screen"
-    return found[0].text
-
-
-def verify(site: Site, reader: dict[str, str], shown: str) -> dict[str, Any]:
-    response = site.client.post("/v1/verify", headers=reader, json={"code": shown})
-    assert response.status_code == 200
-    return response.get_json()  # type: ignore[no-any-return]
+ALPHANUMERIC = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:")
 
 
 def test_a_signed_in_citizen_shows_a_code_a_reader_accepts_and_a_fresh_one_before_expiry(
@@ -53,7 +41,7 @@ def test_a_signed_in_citizen_shows_a_code_a_reader_accepts_and_a_fresh_one_befor
     hall = bearer(terminal(site.client))  # the bus would call a second tap so soon a duplicate
     assert verify(site, hall, second)["decision"] == "accept"
 
-    drain(site.app)  # the record writer's job under `citycode serve`
+    site.recorded(citizen["app_token"])  # the record writer of `citycode serve` has written the scans
     page.reload()
     page.wait_for_selector("#history li:has-text('扫码')")
     assert "票价 ¥" in page.text_content("#history")
@@ -127,9 +115,10 @@ def test_a_wrong_token_is_refused_and_signing_out_forgets_the_token(site: Site, 
     assert page.evaluate("localStorage.length") == 0
 
 
-def test_with_no_network_the_installed_app_opens_and_says_it_is_offline_instead_of_a_code(
+def test_with_no_network_and_no_device_certificate_the_app_opens_and_says_it_is_offline_instead_of_a_code(
         site: Site, browse: Any) -> None:
     page = browse()
+    page.route("**/v1/me/devices", lambda route: route.abort())  # this phone never got a certificate
     sign_in(page, site, enrol(site.client)["app_token"])
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     page.reload()  # now under the service worker's control
@@ -139,7 +128,8 @@ def test_with_no_network_the_installed_app_opens_and_says_it_is_offline_instead_
     page.context.set_offline(True)
     page.reload()
     page.wait_for_selector("#net", state="visible")
-    assert "当前离线" in page.text_content("#net")
+    assert "当前离线，无法出示码" in page.text_content("#net")
+    assert page.text_content("#mode") == "" and page.text_content("#device") == ""
     assert page.locator("#qr svg").count() == 0 and not page.is_visible("#qr")
     assert "当前离线" in page.text_content("#code-alt")
 
@@ -150,9 +140,11 @@ def test_with_no_network_the_installed_app_opens_and_says_it_is_offline_instead_
 
 
 def test_the_page_s_qr_encoder_draws_the_same_symbol_as_the_qrcode_library(site: Site, browse: Any) -> None:
-    """Bit for bit, for every mask, from version 1 to 21 (version information from 7 on)."""
+    """Bit for bit, for every mask, from version 1 to 21 (version information from 7 on), in byte
+    mode and in alphanumeric mode (device-bound codes: a sealed CC3 code is version 12)."""
+    sealed = "CC3:" + base45.encode(bytes(range(256)) + bytes(20))
     texts = ["CityCode", "x" * 150, "一码通城 · CityCode", "y" * 280, "z" * 700,
-             code(site.client, enrol(site.client)["app_token"])]
+             code(site.client, enrol(site.client)["app_token"]), "CC3:AB", sealed, "Q-9 $%*+./:" * 80]
     page = browse()
     page.goto(site.url("/app"))
     drawn = page.evaluate("""async (texts) => {
@@ -167,10 +159,12 @@ def test_the_page_s_qr_encoder_draws_the_same_symbol_as_the_qrcode_library(site:
         for mask, (version, modules) in enumerate(symbols):
             reference = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=mask,
                                       border=0)
-            reference.add_data(text.encode(), optimize=0)
+            mode = qrcode.util.MODE_ALPHA_NUM if set(text) <= ALPHANUMERIC else qrcode.util.MODE_8BIT_BYTE
+            reference.add_data(qrcode.util.QRData(text.encode(), mode=mode))
             reference.make(fit=True)
             assert version == reference.version
             expected = [[int(dark) for dark in row] for row in reference.get_matrix()]
             assert modules == expected, (text[:20], mask)
             versions.add(version)
     assert min(versions) == 1 and max(versions) >= 21
+    assert len(sealed) == 418 and drawn[texts.index(sealed)][0][0] == 12

@@ -26,22 +26,22 @@ let offsetMs = 0;
 /** The service's clock, as far as this device can tell. */
 export const serverNow = () => Date.now() + offsetMs;
 
-export async function call(method, path, appToken = token.get()) {
+export async function call(method, path, appToken = token.get(), body = undefined) {
   let response;
+  const headers = { Authorization: `Bearer ${appToken}`, Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
   try {
     response = await fetch(path, {
-      method,
-      headers: { Authorization: `Bearer ${appToken}`, Accept: 'application/json' },
-      cache: 'no-store',
+      method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (err) {
     throw new Unreachable(String(err));
   }
   const date = Date.parse(response.headers.get('Date') || '');
   if (!Number.isNaN(date)) offsetMs = date + 500 - Date.now();
-  const body = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, body);
-  return body;
+  const answer = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, answer);
+  return answer;
 }
 
 export const me = (appToken) => call('GET', '/v1/me', appToken);
@@ -50,3 +50,6 @@ export const newCode = () => call('POST', '/v1/me/code');
 export const pending = () => call('GET', '/v1/me/disclosures?status=pending');
 export const answer = (id, approve) => call('POST', `/v1/me/disclosures/${encodeURIComponent(id)}/${approve ? 'approve' : 'deny'}`);
 export const history = () => call('GET', '/v1/me/history?limit=30');
+export const registerDevice = (body) => call('POST', '/v1/me/devices', undefined, body);
+export const refreshDevice = (id, body) => call('POST', `/v1/me/devices/${encodeURIComponent(id)}/certificate`, undefined, body);
+export const removeDevice = (id, appToken) => call('DELETE', `/v1/me/devices/${encodeURIComponent(id)}`, appToken);

@@ -12,8 +12,10 @@ const timeFmt = new Intl.DateTimeFormat(TEXTS.locale, { timeZone: TEXTS.timeZone
 const dateFmt = new Intl.DateTimeFormat(TEXTS.locale, { timeZone: TEXTS.timeZone, dateStyle: 'medium', timeStyle: 'short', hourCycle: 'h23' });
 const PENDING_POLL_MS = 5000;
 const RETRY_MS = 5000;
+const DEVICE_CHECK_MS = 5 * 60 * 1000; // offline.register renews the certificate once it is due
+const MODES = { online: T.online, 'offline-sealed': T.offlineSealed, offline: T.offlineSigned };
 
-const state = { code: null, refreshTimer: 0, tick: 0, poll: 0, halls: null };
+const state = { code: null, refreshTimer: 0, tick: 0, poll: 0, device: 0, halls: null };
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -31,22 +33,33 @@ function clearCode() {
   state.code = null;
   $('qr').replaceChildren();
   $('qr').hidden = true;
+  delete $('qr').dataset.mode;
   $('code-alt').textContent = '';
   $('countdown').textContent = '';
+  $('mode').textContent = '';
+}
+
+// The banner: offline with a code made on this phone, offline with no code, or hidden online.
+function banner(offlineNow) {
+  const minted = state.code && state.code.mode !== 'online';
+  $('net').hidden = !offlineNow && !minted;
+  $('net').textContent = minted ? T.offlineMinted : T.offline;
 }
 
 function showCode(fresh, mode) {
   const qr = encode(fresh.code);
-  state.code = { ...fresh, expires: Date.parse(fresh.expires_at), refresh: Date.parse(fresh.refresh_after) };
+  state.code = { ...fresh, mode, expires: Date.parse(fresh.expires_at), refresh: Date.parse(fresh.refresh_after) };
   const until = timeFmt.format(new Date(state.code.expires));
   const box = $('qr');
   box.replaceChildren(toSvg(qr));
   box.hidden = false;
   box.dataset.code = fresh.code;
+  box.dataset.mode = mode;
   box.setAttribute('aria-label', fmt(T.qrLabel, { time: until }));
   $('code-alt').textContent = fmt(T.validUntil, { time: until });
-  $('mode').textContent = mode === 'online' ? T.online : '';
-  $('net').hidden = mode === 'online';
+  $('mode').textContent = MODES[mode];
+  $('mode').classList.toggle('minted', mode !== 'online');
+  banner(mode !== 'online');
   clearTimeout(state.refreshTimer);
   state.refreshTimer = setTimeout(refreshCode, Math.max(1000, state.code.refresh - api.serverNow()));
   tick();
@@ -67,9 +80,16 @@ function tick() {
 }
 
 function showOffline() {
-  $('net').hidden = false;
-  $('mode').textContent = '';
+  banner(true);
   if (!state.code) $('code-alt').textContent = T.offline;
+}
+
+// No network: a code made on this phone, if it holds a valid certificate; else say so.
+async function offlineCode() {
+  const minted = await offline.mint().catch(() => null);
+  if (minted) { showCode(minted, minted.mode); return true; }
+  showOffline();
+  return false;
 }
 
 async function refreshCode() {
@@ -77,20 +97,42 @@ async function refreshCode() {
   if (!api.token.get()) return;
   $('countdown').textContent = T.refreshing;
   try {
+    if (navigator.onLine === false) throw new api.Unreachable('offline');
     showCode(await api.newCode(), 'online');
   } catch (err) {
     if (err instanceof api.Unreachable) {
-      const minted = await offline.mint();
-      if (minted) { showCode(minted, 'offline'); return; }
-      showOffline();
+      if (await offlineCode()) return;
     } else if (err.status === 401) {
       signOut(T.signInFailed);
       return;
     } else if (err.status === 403) {
+      offline.withdraw().catch(() => {}); // nor offline codes from this phone
+      showDevice(null);
       clearCode();
       $('code-alt').textContent = T.suspended;
     }
     state.refreshTimer = setTimeout(refreshCode, RETRY_MS);
+  }
+}
+
+// -- this phone's offline codes ----------------------------------------------------------------
+function showDevice(device) {
+  const line = $('device');
+  line.dataset.ready = device ? (device.sealed ? 'sealed' : 'signed') : '';
+  line.textContent = device ? fmt(T.deviceReady, { date: dateFmt.format(new Date(device.expires_at * 1000)) }) : '';
+}
+
+/** In the background while online: register this phone, or renew its certificate when due. */
+async function syncDevice() {
+  clearTimeout(state.device);
+  if (!api.token.get()) return;
+  state.device = setTimeout(syncDevice, DEVICE_CHECK_MS);
+  if (navigator.onLine === false || !offline.supported()) return;
+  try {
+    const profile = await api.me();
+    showDevice(await offline.register(profile.citizen_id));
+  } catch (err) {
+    if (!(err instanceof api.Unreachable)) showDevice(null); // the code refresh deals with 401/403
   }
 }
 
@@ -190,12 +232,17 @@ function showSignedIn() {
   loadProfile().catch(() => {});
   loadHistory().catch(() => {});
   pollPending();
+  syncDevice();
 }
 
 function signOut(message = '') {
+  const signedOut = api.token.get();
   api.token.clear();
-  [state.refreshTimer, state.tick, state.poll].forEach(clearTimeout);
+  offline.forget(signedOut).catch(() => {}); // this phone's key and certificates go too
+  [state.refreshTimer, state.tick, state.poll, state.device].forEach(clearTimeout);
   clearCode();
+  showDevice(null);
+  $('net').hidden = true;
   ['pending', 'entitlements', 'credentials', 'trips', 'history'].forEach((id) => $(id).replaceChildren());
   $('who').textContent = '';
   $('signed-in').hidden = true;
@@ -223,7 +270,7 @@ $('refresh').addEventListener('click', () => refreshCode());
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'visible' && api.token.get()) { refreshCode(); pollPending(); }
 });
-window.addEventListener('online', () => { if (api.token.get()) refreshCode(); });
+window.addEventListener('online', () => { if (api.token.get()) { refreshCode(); syncDevice(); } });
 window.addEventListener('offline', showOffline);
 
 if ('serviceWorker' in navigator) navigator.serviceWorker.register('/app/sw.js', { scope: '/app' }).catch(() => {});

@@ -1,5 +1,7 @@
-// A small QR Code encoder (ISO/IEC 18004): byte mode, error correction level M (what the service's
-// codes are sized for), versions 1-40, the mask chosen by the standard's penalty rules.
+// A small QR Code encoder (ISO/IEC 18004): byte mode, or alphanumeric mode for a text made only of
+// its 45 characters (device-bound codes: "CC2:"/"CC3:" + base45, 5.5 bits a character, so a sealed
+// 418-character code fits version 12), error correction level M (what the service's codes are
+// sized for), versions 1-40, the mask chosen by the standard's penalty rules.
 // encode(text) -> {version, size, mask, modules}; modules[y][x] is true for a dark module.
 // toSvg(qr) -> an <svg> element, black on white, with the 4-module quiet zone.
 
@@ -56,13 +58,35 @@ function rsRemainder(data, divisor) {
   return out;
 }
 
-function dataBytes(bytes, ver) {
+const ALNUM = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:';
+
+/** One segment for the whole text: alphanumeric when every character allows it, else UTF-8 bytes. */
+function segment(text) {
+  if (text.length && [...text].every((c) => ALNUM.includes(c))) {
+    const values = [...text].map((c) => ALNUM.indexOf(c));
+    return {
+      countBits: (ver) => (ver <= 9 ? 9 : ver <= 26 ? 11 : 13), indicator: 0b0010, count: values.length,
+      bits: 11 * Math.floor(values.length / 2) + 6 * (values.length % 2),
+      write(put) {
+        for (let i = 0; i + 1 < values.length; i += 2) put(values[i] * 45 + values[i + 1], 11);
+        if (values.length % 2) put(values[values.length - 1], 6);
+      },
+    };
+  }
+  const bytes = Array.from(new TextEncoder().encode(text));
+  return {
+    countBits: (ver) => (ver <= 9 ? 8 : 16), indicator: 0b0100, count: bytes.length, bits: bytes.length * 8,
+    write(put) { bytes.forEach((b) => put(b, 8)); },
+  };
+}
+
+function dataBytes(seg, ver) {
   const bits = [];
   const put = (value, length) => { for (let i = length - 1; i >= 0; i--) bits.push((value >>> i) & 1); };
   const capacity = dataCodewords(ver) * 8;
-  put(0b0100, 4);
-  put(bytes.length, ver <= 9 ? 8 : 16);
-  bytes.forEach((b) => put(b, 8));
+  put(seg.indicator, 4);
+  put(seg.count, seg.countBits(ver));
+  seg.write(put);
   put(0, Math.min(4, capacity - bits.length));
   put(0, (8 - (bits.length % 8)) % 8);
   for (let pad = 0xec; bits.length < capacity; pad ^= 0xec ^ 0x11) put(pad, 8);
@@ -217,17 +241,18 @@ class Matrix {
   }
 }
 
-/** The QR symbol of `text` (UTF-8, byte mode, level M); `mask` forces a mask pattern (0-7). */
+/** The QR symbol of `text` (alphanumeric mode if it can, else UTF-8 in byte mode; level M);
+ * `mask` forces a mask pattern (0-7). */
 export function encode(text, mask = -1) {
-  const bytes = Array.from(new TextEncoder().encode(text));
+  const seg = segment(text);
   let ver = 1;
-  while (4 + (ver <= 9 ? 8 : 16) + bytes.length * 8 > dataCodewords(ver) * 8) {
+  while (4 + seg.countBits(ver) + seg.bits > dataCodewords(ver) * 8) {
     ver += 1;
     if (ver > 40) throw new RangeError('text too long for a QR code');
   }
   const matrix = new Matrix(ver);
   matrix.drawPatterns();
-  matrix.drawCodewords(withEcc(dataBytes(bytes, ver), ver));
+  matrix.drawCodewords(withEcc(dataBytes(seg, ver), ver));
   let chosen = mask;
   if (chosen < 0) {
     let best = Infinity;

@@ -1,8 +1,9 @@
 // The citizen app's service worker: the app shell (page, scripts, styles, icons) opens with no
-// network. API answers are never cached: offline, the page says so instead of showing a stale code.
-const CACHE = 'citycode-app-v1';
+// network. API answers are never cached: offline, the page mints a code on the phone
+// (offline.js, devicecode.js) or says it is offline; it never shows a stale code.
+const CACHE = 'citycode-app-v2';
 const SHELL = ['/app', '/web/static/app.js', '/web/static/api.js', '/web/static/qr.js',
-  '/web/static/offline.js', '/web/static/web.css', '/web/static/icon.svg', '/app/manifest.webmanifest'];
+  '/web/static/offline.js', '/web/static/devicecode.js', '/web/static/web.css', '/web/static/icon.svg', '/app/manifest.webmanifest'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(SHELL)).then(() => self.skipWaiting()));
