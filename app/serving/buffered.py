@@ -20,6 +20,13 @@ idle connection costs a buffer and a selector entry, never a thread:
   (SO_RCVTIMEO/SO_SNDTIMEO): a handed-over body still to read, a client not reading its answer.
 
 HTTP/1.x in clear only (TLS and HTTP/2 end at the proxy in front): refused at start otherwise.
+
+Per request the loop does little beyond gthread's own hand-over (issue #8, by profile): a
+connection handed to a thread stays in the selector with a "paused" callback, which only stops
+watching it if it becomes readable meanwhile (pipelined bytes, or the client leaving), so a
+kept-alive connection costs a swap of the callback, not two ``epoll_ctl`` calls per request; and
+the heartbeat to the arbiter (a ``utime`` of the worker's temp file) is sent at most once a
+``HEARTBEAT_SECONDS``, not on every turn of the loop.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ LINGER_BYTES = 65536
 READ_SIZE = 65536
 ACCEPT_BATCH = 64
 BUFFER_BUDGET = 128 << 20  # bytes buffered per worker; past it a connection goes to a thread as is
+HEARTBEAT_SECONDS = 1.0  # the arbiter's timeout is 30 s
 
 _Deadlines = deque[tuple[float, "BufferedConn", int]]
 
@@ -61,6 +69,10 @@ class BufferedConn(gthread.TConn):  # type: ignore[misc]
         self.deadline = 0.0
         self.in_body = False  # the deadline running is the body timeout
         self.lingered = 0
+        self.registered = False  # in the worker's selector (with whichever callback)
+        self.busy = False  # a thread has it
+        self.on_readable: Callable[[Any], None] | None = None  # set by the worker, once
+        self.on_paused: Callable[[Any], None] | None = None
 
     def init(self) -> None:
         """gunicorn's HTTP/1.x parser on the (blocking, time-limited) socket; in a thread."""
@@ -85,6 +97,7 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
         self._heads: _Deadlines = deque()  # in deadline order: every head gets the same timeout
         self._bodies: _Deadlines = deque()
         self._lingering: _Deadlines = deque()
+        self._notified = 0.0
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -96,6 +109,41 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
     def init_process(self) -> None:
         self.limits = Limits.of(self.cfg, body_buffer_bytes())
         super().init_process()
+
+    def notify(self) -> None:
+        """The heartbeat, at most once a ``HEARTBEAT_SECONDS`` (gthread calls it every turn)."""
+        now = time.monotonic()
+        if now - self._notified >= HEARTBEAT_SECONDS:
+            self._notified = now
+            super().notify()
+
+    # -- the selector: one registration per connection -----------------------------------
+    def _listen(self, conn: BufferedConn, callback: Callable[[Any], None]) -> None:
+        """Watch ``conn`` for reading with ``callback``: for a connection still registered,
+        swapping the callback is a dictionary update in the selector, no system call."""
+        if conn.registered:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
+        else:
+            self.poller.register(conn.sock, selectors.EVENT_READ, callback)
+            conn.registered = True
+
+    def _forget(self, conn: BufferedConn) -> None:
+        if conn.registered:
+            conn.registered = False
+            try:
+                self.poller.unregister(conn.sock)
+            except (KeyError, ValueError, OSError):
+                pass
+
+    def _on_paused(self, conn: BufferedConn, sock: Any) -> None:
+        """Readable while a thread has the connection: stop watching it (level-triggered, it
+        would wake the loop until the thread reads); ``finish_request`` watches it again. The
+        select that reported it may have run before this turn's ``finish_request`` took the
+        connection back: then it is an ordinary read."""
+        if conn.busy:
+            self._forget(conn)
+        else:
+            self._on_readable(conn, sock)
 
     # -- main loop: accept, read, time out ---------------------------------------------------
     def accept(self, listener: socket.socket) -> None:
@@ -122,8 +170,10 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
         except OSError:
             pass  # the connection is gone already: the first read says so
         conn = BufferedConn(self.cfg, sock, addr, listener.getsockname(), self.limits)
+        conn.on_readable = partial(self._on_readable, conn)
+        conn.on_paused = partial(self._on_paused, conn)
         self._wait_for_head(conn)
-        self.poller.register(sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        self._listen(conn, conn.on_readable)
 
     def _on_readable(self, conn: BufferedConn, _sock: Any) -> None:
         try:
@@ -139,14 +189,16 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
         ready = conn.request.feed(self._scratch[:size])
         if ready is Ready.MORE and self.buffered > BUFFER_BUDGET:
             ready = Ready.HAND_OVER
-        self._advance(conn, ready, registered=True)
+        self._advance(conn, ready)
 
-    def _advance(self, conn: BufferedConn, ready: Ready, registered: bool) -> None:
+    def _advance(self, conn: BufferedConn, ready: Ready) -> None:
         """Hand the connection to a thread, or keep waiting (and answer 100-continue)."""
         request = conn.request
+        assert conn.on_readable is not None and conn.on_paused is not None
         if ready is not Ready.MORE:
-            if registered:
-                self.poller.unregister(conn.sock)
+            if conn.registered:
+                self._listen(conn, conn.on_paused)
+            conn.busy = True
             conn.generation += 1
             conn.continue_answered = conn.continue_answered or (
                 request.expects_continue and ready is Ready.COMPLETE)
@@ -162,8 +214,7 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
                 pass  # the read that follows sees the connection gone
         if request.in_body and not conn.in_body:
             self._wait_for_body(conn)
-        if not registered:
-            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        self._listen(conn, conn.on_readable)
 
     def _wait_for_head(self, conn: BufferedConn) -> None:
         conn.generation += 1
@@ -195,7 +246,7 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
         self._close(conn)  # silently: nothing was asked
 
     def _body_late(self, conn: BufferedConn) -> None:
-        self.poller.unregister(conn.sock)
+        self._forget(conn)
         self._drop_buffer(conn)
         try:
             conn.sock.send(log_problem(BodyTimeout()))
@@ -238,6 +289,7 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
 
     def finish_request(self, conn: BufferedConn, fs: Any) -> None:
         """Back on the main loop after a response: wait for the next request, or close."""
+        conn.busy = False
         try:
             keep = bool(fs.result()) if not fs.cancelled() else False
         except Exception:
@@ -251,7 +303,7 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
             conn.request.reset(ahead)
             self.buffered += len(ahead)
             self._wait_for_head(conn)
-            self._advance(conn, conn.request.check() if ahead else Ready.MORE, registered=False)
+            self._advance(conn, conn.request.check() if ahead else Ready.MORE)
         except Exception:
             self.log.exception("Error returning a connection to the main loop")
             self._close(conn)
@@ -270,7 +322,7 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
         conn.generation += 1
         conn.deadline = time.monotonic() + LINGER_SECONDS
         self._lingering.append((conn.deadline, conn, conn.generation))
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_lingering, conn))
+        self._listen(conn, partial(self._on_lingering, conn))
 
     def _on_lingering(self, conn: BufferedConn, _sock: Any) -> None:
         try:
@@ -288,10 +340,7 @@ class BufferedThreadWorker(ProblemErrors, gthread.ThreadWorker):  # type: ignore
         conn.request.reset()
 
     def _close(self, conn: BufferedConn) -> None:
-        try:
-            self.poller.unregister(conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass  # not registered (any more)
+        self._forget(conn)
         conn.generation += 1
         self._drop_buffer(conn)
         self.nr_conns -= 1
