@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 import threading
 
 from app.ops.logs import AccessLines, access_line, new_request_id
@@ -11,7 +12,7 @@ from app.ops.logs import AccessLines, access_line, new_request_id
 
 def test_queued_lines_are_written_together_in_order_by_flush() -> None:
     out = io.StringIO()
-    lines = AccessLines(interval=3600, stream=lambda: out)
+    lines = AccessLines(interval=3600, stream=out)
     for n in range(3):
         lines.add(access_line(f"req-{n:05d}", "POST", "/v1/verify", 200, 0.5, "terminal", 0.0))
     assert out.getvalue() == ""  # nothing written on the request's thread
@@ -30,7 +31,7 @@ def test_the_daemon_thread_writes_lines_without_a_flush_call() -> None:
             written.set()
 
     stream = Stream()
-    lines = AccessLines(interval=0.01, stream=lambda: stream)
+    lines = AccessLines(interval=0.01, stream=stream)
     lines.add("{}")
     assert written.wait(5)
     assert stream.getvalue() == "{}\n"
@@ -38,7 +39,7 @@ def test_the_daemon_thread_writes_lines_without_a_flush_call() -> None:
 
 def test_no_line_is_lost_when_threads_add_while_it_flushes() -> None:
     out = io.StringIO()
-    lines = AccessLines(interval=0.001, stream=lambda: out)
+    lines = AccessLines(interval=0.001, stream=out)
 
     def add(thread: int) -> None:
         for n in range(2000):
@@ -66,3 +67,19 @@ def test_request_ids_are_unique_hex_with_a_per_process_prefix() -> None:
         os._exit(0)
     os.waitpid(child, 0)
     assert os.read(read, 64).decode()[:8] != ids[0][:8]
+
+
+def test_lines_go_to_the_stderr_of_configure_not_to_a_later_replacement(monkeypatch) -> None:
+    from app.ops import logs
+
+    configured, later = io.StringIO(), io.StringIO()
+    before = logs.access_lines.stream
+    monkeypatch.setattr(sys, "stderr", configured)
+    try:
+        logs.configure("INFO")
+        monkeypatch.setattr(sys, "stderr", later)  # e.g. click's CliRunner capturing a command
+        logs.access_lines.add("{}")
+        logs.access_lines.flush()
+    finally:
+        logs.access_lines.stream = before
+    assert configured.getvalue() == "{}\n" and later.getvalue() == ""

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from datetime import datetime, timezone
 from json.encoder import encode_basestring as _quoted
-from typing import Callable
+from typing import TextIO
 
 from flask import Flask, Response, g, request
 
@@ -63,6 +63,8 @@ def configure(level: str = "INFO") -> None:
         logger.setLevel(level)
         logger.propagate = False
     access_log.handlers[:] = []  # its level says whether to log; the lines go to ``access_lines``
+    access_lines.flush()
+    access_lines.stream = sys.stderr
     access_log.propagate = False
 
 
@@ -75,14 +77,15 @@ class AccessLines:
     """Access-log lines written in batches by a daemon thread: ``add`` is a deque append.
 
     The thread starts with the first line in each process (a gunicorn worker is a fork: the
-    master's thread does not exist there) and writes to whatever ``sys.stderr`` is then, one
-    ``write`` and one ``flush`` for every line queued; ``flush`` runs at exit too.
+    master's thread does not exist there) and writes to ``stream`` — the ``sys.stderr`` of when
+    the logs were configured, as a logging handler would, not whatever replaces it later (a CLI
+    runner capturing a command's output) — one ``write`` and one ``flush`` for every line queued;
+    ``flush`` runs at exit too.
     """
 
-    def __init__(self, interval: float = ACCESS_FLUSH_SECONDS,
-                 stream: Callable[[], object] = lambda: sys.stderr) -> None:
+    def __init__(self, interval: float = ACCESS_FLUSH_SECONDS, stream: TextIO | None = None) -> None:
         self.interval = interval
-        self._stream = stream
+        self.stream: TextIO = stream if stream is not None else sys.stderr
         self._lines: deque[str] = deque()
         self._pid = 0
         self._lock = threading.Lock()  # one flusher at a time (the thread, exit, tests)
@@ -116,10 +119,9 @@ class AccessLines:
                 pass
             if not lines:
                 return
-            stream = self._stream()
             try:
-                stream.write("\n".join(lines) + "\n")  # type: ignore[attr-defined]
-                stream.flush()  # type: ignore[attr-defined]
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()
             except (OSError, ValueError):
                 pass  # stderr closed or full: access lines are not worth failing a request for
 
