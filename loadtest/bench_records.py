@@ -2,13 +2,15 @@
 cost of a hall and a bus verify (Flask test client) — optionally interleaved with another source
 tree (e.g. the commit before, unpacked with `git archive`) to compare before/after.
 
-    .venv/bin/python -m loadtest.bench_records writer --records 100000 --batch 1000
+    .venv/bin/python -m loadtest.bench_records writer --records 100000 --batch 1000 [--as-served]
+    .venv/bin/python -m loadtest.bench_records writer --rounds 3 --other-tree /tmp/cc-before
     .venv/bin/python -m loadtest.bench_records lag --rate 5000 --seconds 10
     .venv/bin/python -m loadtest.bench_records verify --rounds 5 --n 500 [--other-tree /tmp/cc-before]
 
 Each part starts its own redis-server (embedded, AOF on as in production) and SQLite file in a
 temporary folder. `writer` fills the stream with realistic records (one third each bus tap,
-metro exit — priced at drain time — and scenic admission) and times `RecordWriter.drain()`.
+metro exit — priced at drain time — and scenic admission) and times `RecordWriter.drain()`; with
+`--rounds`/`--other-tree` each round runs in a subprocess, interleaved with the other tree.
 `lag` appends records from a separate process at a fixed rate while the writer drains, sampling
 its lag every 100 ms. `verify` runs rounds of n verifies per kind; with `--other-tree` each round
 runs in a subprocess, alternating between the trees, so both see the same machine state.
@@ -29,13 +31,27 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _records(n: int, start: int = 0) -> list[dict[str, str]]:
+def _records(n: int, start: int = 0, realistic: bool = False) -> list[dict[str, str]]:
+    """``n`` records. Their keys are sequential (ids, codes; 5,000 riders in turn), or with
+    ``realistic`` as the city's: riders drawn from a million pseudonyms, random code ids, record
+    ids of ``app.records.stream.new_record_id``'s format (milliseconds, then random) — every
+    index but the record id's then takes a random page per record."""
+    import hashlib
+
     from app.records.stream import RECORD_VERSION
+
+    def noise(i: int, salt: bytes, size: int) -> str:
+        return hashlib.blake2b(b"%d" % i, digest_size=size, person=salt).hexdigest()
 
     out = []
     for i in range(start, start + n):
-        base: dict[str, Any] = {"v": RECORD_VERSION, "id": f"{i:024x}", "at": time.time(),
-                                "sub": f"p{i % 5000:05d}", "jti": f"jti{i:012d}", "iss": "cc"}
+        if realistic:
+            keys = {"id": f"{time.time_ns() // 1_000_000:012x}{noise(i, b'id', 10)}",
+                    "sub": "p" + noise(i * 7919 % 1_000_003, b"sub", 10), "jti": noise(i, b"jti", 11)}
+        else:
+            keys = {"id": f"{i:024x}", "sub": f"p{i % 5000:05d}", "jti": f"jti{i:012d}"}
+        base: dict[str, Any] = {"v": RECORD_VERSION, "id": keys["id"], "at": time.time(),
+                                "sub": keys["sub"], "jti": keys["jti"], "iss": "cc"}
         if i % 3 == 0:
             rec = {**base, "t": "trm_bus1", "k": "bus", "s": {"line": "321", "vehicle": "鲁B-10001"},
                    "acc": {"fare": {"amount_cents": 200, "category": "full"}}}
@@ -51,11 +67,12 @@ def _records(n: int, start: int = 0) -> list[dict[str, str]]:
     return out
 
 
-def _fill(client: Any, stream: str, records: list[dict[str, str]]) -> None:
+def _fill(client: Any, stream: str, records: list[dict[str, str]], stream_of: Any = None) -> None:
+    """Append ``records`` to ``stream`` (or to ``stream_of(fields)`` each)."""
     for chunk in range(0, len(records), 1000):
         pipe = client.pipeline(transaction=False)
         for fields in records[chunk:chunk + 1000]:
-            pipe.xadd(stream, fields)
+            pipe.xadd(stream if stream_of is None else stream_of(fields), fields)
         pipe.execute()
 
 
@@ -85,20 +102,80 @@ class _Env:
         self.folder.cleanup()
 
 
-def bench_writer(records: int, batch: int) -> None:
+def _writer_round(records: int, batch: int, as_served: bool = False, realistic: bool = False,
+                  prefill: int = 0) -> dict[str, float]:
+    """One timed drain of ``records`` fresh records; records/s and seconds. ``as_served``: the
+    writer configured as ``python -m app.records`` runs it (a leaf and a signed head at most every
+    ``CITYCODE_AUDIT_HEAD_SECONDS``, with a generated key) and the records spread over the rider
+    shards' streams as the scripts append them; otherwise a leaf per batch, no heads, one stream.
+    ``realistic``: see ``_records``; ``prefill``: records written (not timed) before, so the table
+    and its indexes are that large."""
     from app.records.writer import RecordWriter
 
     with _Env() as env:
-        writer = RecordWriter(env.client, env.database, batch=batch, consumer="bench")
+        options: dict[str, Any] = {}
+        stream_of = None
+        if as_served:
+            from app.config import Settings
+            from app.records.stream import shard_stream
+            from app.signing.keyring import KeyRingCache, KeyStore
+            from app.store.slots import shard_of
+
+            keys_dir = Path(env.folder.name) / "keys"
+            KeyStore(keys_dir).generate("ES256")
+            seconds = Settings.audit_head_seconds  # the default of CITYCODE_AUDIT_HEAD_SECONDS
+            options = {"keys": KeyRingCache(KeyStore(keys_dir)), "head_seconds": seconds,
+                       "leaf_seconds": seconds}
+            stream_of = lambda fields: shard_stream("cc:scans", shard_of(json.loads(fields["rec"])["sub"]))  # noqa: E731
+        writer = RecordWriter(env.client, env.database, batch=batch, consumer="bench", **options)
         writer.ensure_group()
-        _fill(env.client, writer.stream, _records(2000, start=10**9))  # warm-up: imports, caches
+        _fill(env.client, writer.stream, _records(2000, 10**9, realistic), stream_of)  # warm-up: imports, caches
         writer.drain()
-        _fill(env.client, writer.stream, _records(records))
-        started = time.perf_counter()
+        for start in range(0, prefill, 50_000):
+            _fill(env.client, writer.stream, _records(min(50_000, prefill - start), 2 * 10**9 + start, realistic),
+                  stream_of)
+            writer.drain()
+        _fill(env.client, writer.stream, _records(records, 0, realistic), stream_of)
+        redis_cpu = _cpu_seconds(env.redis.pid)
+        started, cpu = time.perf_counter(), time.process_time()
         written = writer.drain()
-        elapsed = time.perf_counter() - started
-        print(f"writer: {written} records in {elapsed:.2f} s = {written / elapsed:,.0f} records/s "
-              f"(batch {batch}, SQLite WAL synchronous=NORMAL, one transaction per batch)")
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        redis_cpu = _cpu_seconds(env.redis.pid) - redis_cpu
+        return {"records": written, "seconds": elapsed, "per_second": written / elapsed,
+                "writer_cpu_us": cpu / written * 1e6, "redis_cpu_us": redis_cpu / written * 1e6}
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of process ``pid`` so far (Linux /proc), 0.0 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_writer(records: int, batch: int, rounds: int = 1, other: str | None = None,
+                 as_served: bool = False, realistic: bool = False, prefill: int = 0) -> None:
+    setup = ("as served: leaf + signed head per second, shard streams" if as_served
+             else "a leaf per batch, no heads, one stream")
+    setup += (", the city's random keys" if realistic else ", sequential keys")
+    setup += f", {prefill:,} rows before" if prefill else ""
+    if rounds == 1 and other is None:
+        result = _writer_round(records, batch, as_served, realistic, prefill)
+        print(f"writer: {result['records']:.0f} records in {result['seconds']:.2f} s = "
+              f"{result['per_second']:,.0f} records/s (batch {batch}, one transaction per batch; "
+              f"{setup}); CPU per record: writer {result['writer_cpu_us']:.1f} µs, "
+              f"redis-server {result['redis_cpu_us']:.1f} µs")
+        return
+    results = _interleaved(f"_writer_round({records}, {batch}, {as_served}, {realistic}, {prefill})", rounds, other)
+    for name, rows in results.items():
+        rates = [r["per_second"] for r in rows]
+        cpu = statistics.median(r.get("writer_cpu_us", 0.0) for r in rows)
+        redis_cpu = statistics.median(r.get("redis_cpu_us", 0.0) for r in rows)
+        print(f"{name:>5} tree: writer {statistics.median(rates):,.0f} records/s median of {rounds} "
+              f"interleaved rounds ({', '.join(f'{r:,.0f}' for r in rates)}; {records} records, "
+              f"batch {batch}; {setup}); CPU per record, medians: writer {cpu:.1f} µs, "
+              f"redis-server {redis_cpu:.1f} µs")
 
 
 def bench_lag(rate: int, seconds: float, batch: int) -> None:
@@ -195,7 +272,9 @@ def _verify_round(n: int) -> dict[str, float]:
         return out
 
 
-def bench_verify(rounds: int, n: int, other: str | None) -> None:
+def _interleaved(call: str, rounds: int, other: str | None) -> dict[str, list[dict[str, float]]]:
+    """``call`` (an expression on this module, returning a dict) once per round in a subprocess
+    per tree, alternating between this tree and ``other``, so both see the same machine state."""
     trees = [("this", str(ROOT))] + ([("other", other)] if other else [])
     results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in trees}
     for _ in range(rounds):
@@ -207,9 +286,14 @@ def bench_verify(rounds: int, n: int, other: str | None) -> None:
                                     f"spec_from_file_location('bench', {__file__!r}); "
                                     "bench = importlib.util.module_from_spec(spec); "
                                     "spec.loader.exec_module(bench); "
-                                    f"print(json.dumps(bench._verify_round({n})))"],
+                                    f"print(json.dumps(bench.{call}))"],
                                    cwd=tree, env=env, capture_output=True, text=True, check=True)
             results[name].append(json.loads(probe.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def bench_verify(rounds: int, n: int, other: str | None) -> None:
+    results = _interleaved(f"_verify_round({n})", rounds, other)
     for name, rows in results.items():
         hall = statistics.median(r["hall"] for r in rows)
         bus = statistics.median(r["bus"] for r in rows)
@@ -223,6 +307,13 @@ def main(argv: list[str] | None = None) -> None:
     w = sub.add_parser("writer")
     w.add_argument("--records", type=int, default=100_000)
     w.add_argument("--batch", type=int, default=1000)
+    w.add_argument("--rounds", type=int, default=1)
+    w.add_argument("--other-tree", default=None)
+    w.add_argument("--as-served", action="store_true",
+                   help="the writer as `python -m app.records` runs it, records in the shard streams")
+    w.add_argument("--realistic", action="store_true",
+                   help="the city's keys: a million riders, random code ids, time-ordered record ids")
+    w.add_argument("--prefill", type=int, default=0, help="records written (not timed) before")
     lg = sub.add_parser("lag")
     lg.add_argument("--rate", type=int, default=5000)
     lg.add_argument("--seconds", type=float, default=10)
@@ -237,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args(argv)
     if args.part == "writer":
-        bench_writer(args.records, args.batch)
+        bench_writer(args.records, args.batch, args.rounds, args.other_tree, args.as_served, args.realistic,
+                     args.prefill)
     elif args.part == "lag":
         bench_lag(args.rate, args.seconds, args.batch)
     elif args.part == "verify":

@@ -50,13 +50,20 @@ def _split(n: int) -> int:
 
 
 def merkle_tree_hash(leaves: Sequence[bytes]) -> bytes:
-    """MTH(D[n]) of a list of leaf *bytes*, by the recursive definition (RFC 9162 §2.1.1)."""
+    """MTH(D[n]) of a list of leaf *bytes* (RFC 9162 §2.1.1), computed level by level: pairing
+    neighbours left to right and carrying an odd last node up unchanged builds exactly the tree
+    the recursive definition splits at the largest power of two below n (``_split``), in O(n)
+    hashes and no list slicing (a 20,000-row leaf is closed in the writer's transaction)."""
     if not leaves:
         return EMPTY_ROOT
-    if len(leaves) == 1:
-        return leaf_hash(leaves[0])
-    k = _split(len(leaves))
-    return node_hash(merkle_tree_hash(leaves[:k]), merkle_tree_hash(leaves[k:]))
+    sha256, node = hashlib.sha256, _NODE
+    level = [sha256(_LEAF + leaf).digest() for leaf in leaves]
+    while len(level) > 1:
+        odd = level[-1] if len(level) % 2 else None
+        level = [sha256(node + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)]
+        if odd is not None:
+            level.append(odd)
+    return level[0]
 
 
 class NodeStore(Protocol):

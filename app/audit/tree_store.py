@@ -103,16 +103,24 @@ def _peaks(size: int) -> list[tuple[int, int]]:
     return found
 
 
-def close_leaf(session: Session, last_seq: int, *, now: datetime | None = None) -> AuditLeaf | None:
+def close_leaf(session: Session, last_seq: int, *, now: datetime | None = None,
+               known: tuple[int, Sequence[str]] | None = None) -> AuditLeaf | None:
     """Append one leaf over every row after the previous leaf up to ``last_seq`` (the locked
-    head's seq); None when there is no such row. Caller holds ``lock``."""
+    head's seq); None when there is no such row. Caller holds ``lock``. ``known``: ``(seq,
+    hashes)``, the entry hashes of rows ``seq .. last_seq`` as the caller appended them (the
+    record writer's batches since the last leaf); only the rows before them are read back. Ignored
+    unless they end at ``last_seq`` and start inside the new leaf."""
     previous = session.execute(select(AuditLeaf.idx, AuditLeaf.last_seq)
                                .order_by(AuditLeaf.idx.desc()).limit(1)).one_or_none()
     index, first = (0, 1) if previous is None else (previous.idx + 1, previous.last_seq + 1)
     if last_seq < first:
         return None
-    hashes = list(session.scalars(select(AuditEntry.hash).where(AuditEntry.seq.between(first, last_seq))
-                                  .order_by(AuditEntry.seq)))
+    read_to, tail = last_seq, []  # rows first .. read_to are read from the table
+    if known is not None and first <= known[0] and known[0] + len(known[1]) - 1 == last_seq:
+        read_to, tail = known[0] - 1, list(known[1])
+    hashes = [] if read_to < first else list(session.scalars(
+        select(AuditEntry.hash).where(AuditEntry.seq.between(first, read_to)).order_by(AuditEntry.seq)))
+    hashes += tail
     rows_root, digest = leaves.leaf_hash(index, first, last_seq, hashes)
     stored = tree(session, index)  # a node store out of step fails: a missing peak, or a duplicate key
     stored.append_hash(digest)

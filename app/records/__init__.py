@@ -18,10 +18,11 @@ Redis keys (all passed to scripts as KEYS, never built inside Lua):
 
 Record format (stream entry fields; see ``app.records.stream``):
 
-- ``rec`` — JSON written by the worker before the script: ``id`` (record id, 96 random bits, the
-  idempotency key in SQL), ``t`` terminal id, ``k`` kind, ``s`` site, ``d`` direction, ``at`` scan
-  time (epoch seconds), ``sub``/``jti``/``iss`` when the code was authentic, ``acc`` the scene data an
-  accept carries when it is known before the script (bus fare, metro entry trip), ``c`` the inputs
+- ``rec`` — JSON written by the worker before the script: ``id`` (record id: milliseconds, then
+  80 random bits; the idempotency key in SQL), ``t`` terminal id, ``k`` kind, ``s`` site, ``d``
+  direction, ``at`` scan time (epoch seconds), ``sub``/``jti``/``iss`` when the code was authentic,
+  ``acc`` the scene data an accept carries when it is known before the script (bus fare, metro
+  entry trip), ``c`` the inputs
   of scene data that only the script's outcome completes (metro exit: ``to`` and ``ent``; scenic:
   ``spot``; hall: ``hall`` and ``service``);
 - ``r`` — the reason the script decided (``ok`` is an accept);

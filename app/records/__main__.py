@@ -2,6 +2,7 @@
 ``citycode serve`` (``app.records.process``); reads the same environment as the workers."""
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -47,6 +48,10 @@ def main() -> int:
                           leaf_seconds=settings.audit_head_seconds,  # a leaf per head, not per batch
                           taps=taps)
     log.info("record writer started", extra={"stream": settings.records_stream})
+    # Everything loaded so far lives as long as the process: out of the collector's way, so its
+    # full collections walk only what batches leave behind (the batches pause it: RecordWriter.step).
+    gc.collect()
+    gc.freeze()
     try:
         writer.run(stopping.is_set)
     finally:

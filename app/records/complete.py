@@ -13,10 +13,13 @@ class Completions:
     """Scene data per record. Built once per writer: the metro network and fares load here."""
 
     def __init__(self) -> None:
+        from app.hall import ticket_data
         from app.scenes.metro import city_fares
+        from app.scenes.scenic import admission
 
         self.metro = city_fares()
         self._fares: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = {}  # pure: cached
+        self._admission, self._ticket_data = admission, ticket_data  # imported once, not per record
 
     def data(self, record: ScanRecord) -> dict[str, Any]:
         """What the accept answered besides decision and reason; {} for a deny."""
@@ -26,9 +29,7 @@ class Completions:
         inputs: Mapping[str, Any] = record.rec.get("c") or {}
         out = record.outputs
         if "remaining" in out:  # scenic admission
-            from app.scenes.scenic import admission
-
-            data.update(admission(str(inputs["spot"]), out["remaining"]))
+            data.update(self._admission(str(inputs["spot"]), out["remaining"]))
         elif "from" in out:  # metro exit: the fare of the trip the script closed
             key = (out["from"], str(inputs["to"]), tuple(inputs.get("ent") or ()))
             fare = self._fares.get(key)
@@ -38,8 +39,6 @@ class Completions:
                 fare = self._fares[key] = self.metro.exit_fare(*key)
             data["fare"] = dict(fare)
         elif "ticket" in out:  # hall kiosk
-            from app.hall import ticket_data
-
-            data.update(ticket_data(str(inputs["hall"]), str(inputs["service"]), out["ticket"],
-                                    out["ahead"], out["issued_at"], out["existing"] == "1"))
+            data.update(self._ticket_data(str(inputs["hall"]), str(inputs["service"]), out["ticket"],
+                                          out["ahead"], out["issued_at"], out["existing"] == "1"))
         return data

@@ -4,11 +4,12 @@ One step (``step``):
 
 1. read up to ``batch`` records per stream for the consumer group ``audit-writer`` (XREADGROUP,
    waiting up to ``block_ms`` when the streams are empty; whatever arrived while the previous
-   batch was being written comes in one read, so batches grow with the load);
-2. append them in ONE SQL transaction (``app.audit.log.append_batch``: the chain head is locked
-   once, the batch takes one contiguous ``seq`` range), skipping record ids already stored;
-3. only after the commit: XACK and XDEL them (one MULTI), so the stream holds exactly the records
-   not yet known to be in SQL.
+   batch was being written comes in one read, so batches grow with the load; more than
+   ``batch`` is carried to the next steps, oldest first across the streams);
+2. append them in ONE SQL transaction (``app.audit.log.append_encoded``: the chain head is
+   locked once, the batch takes one contiguous ``seq`` range), skipping record ids already stored;
+3. only after the commit: XACK and XDEL them (one MULTI; one script call when they are of
+   several streams), so the stream holds exactly the records not yet known to be in SQL.
 
 In the batch's transaction the writer also closes one leaf of the audit Merkle tree over every
 row not yet in a leaf (the rows of the batches since the last leaf, plus admin/issuer/disclosure
@@ -41,6 +42,23 @@ does), the same blocking read also waits on ``cc:taps``, and each step writes th
 after the scan batch, in their own transaction (group commit), answering each upload's worker
 after the commit. ``scans=False`` makes a writer of tap uploads only (the tests' writer).
 
+Cost (``loadtest.bench_records writer``; BENCHMARKS.md). Per record the writer parses the
+entry's JSON once (``ScanRecord.parse``), builds the row already encoded (``scan_entry``: the
+site's canonical JSON cached per terminal, the details encoded by CPython's C encoder built once)
+and ``app.audit.log.append_encoded`` hashes it into the chain and binds it with the driver's own
+``executemany`` (no SQLAlchemy statement per batch row); a leaf is hashed from the entry hashes
+of the batches since the last one, kept in memory (rows appended by others are read back). The
+cyclic garbage collector is paused during a step (a batch is ~10 containers per record, freed by
+reference counting), and the served process freezes what it loaded at start (``python -m
+app.records``). SQLite's page cache for the writer's connection is ``sqlite_cache_kib``.
+
+Durability. On SQLite each batch's transaction runs with ``synchronous=FULL`` (``tune_sqlite``):
+its COMMIT fsyncs the WAL before the XACK/XDEL, so an acknowledged record survives an operating
+system crash or a power loss as well as a process crash (the service's default, WAL with
+``synchronous=NORMAL``, survives only the crash of a process: the WAL is synced at checkpoints,
+and the writer deletes what it acknowledged from Redis). One fsync per batch, not per record.
+PostgreSQL commits durably by default (``synchronous_commit``).
+
 Crash cases. Killed between commit and XACK: the records stay pending in the group; the next
 writer reclaims them (XAUTOCLAIM, at start and then every ``reclaim_seconds`` for entries idle that
 long) and finds their ids stored: acknowledged, not doubled. Redis restarted from its AOF: the
@@ -50,12 +68,14 @@ this code) is logged, counted and acknowledged, so it cannot block the stream.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import socket
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import redis
 from prometheus_client import Counter
@@ -82,22 +102,93 @@ DUPLICATES = Counter("citycode_records_duplicate_total", "Scan records drained a
 UNREADABLE = Counter("citycode_records_unreadable_total", "Stream entries that were not scan records")
 LEAVES = Counter("citycode_audit_leaves_total", "Leaves appended to the audit Merkle tree")
 HEADS = Counter("citycode_audit_heads_signed_total", "Audit tree heads signed")
+UNLEAFED_LIMIT = 200_000  # entry hashes kept in memory for the next leaf, at most
 
+# XACK then XDEL the ids of each stream. KEYS: the streams; ARGV[1] the group, then per stream
+# the number of its ids and the ids. In commands of at most 1,000 ids (Lua's unpack has a limit
+# near 8,000). Redis replicates and logs a script's effects: the commands.
+_ACKNOWLEDGE = """
+local at = 2
+for _, key in ipairs(KEYS) do
+  local last = at + tonumber(ARGV[at])
+  local first = at + 1
+  while first <= last do
+    local upto = math.min(first + 999, last)
+    redis.call('XACK', key, ARGV[1], unpack(ARGV, first, upto))
+    redis.call('XDEL', key, unpack(ARGV, first, upto))
+    first = upto + 1
+  end
+  at = last + 1
+end
+return at - 1
+"""
+
+_UTC = timezone.utc
+
+
+def _details(record: ScanRecord, completions: Completions) -> dict[str, Any]:
+    """The ``details`` of a record's ``scan`` entry: the decision and what the terminal was told."""
+    rec = record.rec
+    details: dict[str, Any] = ({"decision": "accept", **completions.data(record)} if record.reason == "ok"
+                               else {"decision": "deny"})
+    direction, jti = rec.get("d"), rec.get("jti")
+    if direction:
+        details["direction"] = direction
+    if jti is not None:
+        details["jti"] = jti  # ties the entry to tap records; an id, not personal
+    return details
 
 
 def audit_entry(record: ScanRecord, completions: Completions) -> dict[str, Any]:
     """The ``scan`` audit entry of a record: one per scan, accepts and denies."""
     rec = record.rec
-    details: dict[str, Any] = {"decision": "accept" if record.accepted else "deny",
-                               **completions.data(record)}
-    if rec.get("d"):
-        details["direction"] = rec["d"]
-    if rec.get("jti") is not None:
-        details["jti"] = rec["jti"]  # ties the entry to tap records; an id, not personal
-    return {"record_id": record.record_id, "at": datetime.fromtimestamp(float(rec["at"]), timezone.utc),
+    return {"record_id": str(rec["id"]), "at": datetime.fromtimestamp(float(rec["at"]), _UTC),
             "actor_kind": "terminal", "actor_id": str(rec["t"]), "action": "scan",
             "subject": rec.get("sub"), "site": where(str(rec["k"]), rec.get("s") or {}),
-            "reason": record.reason, "details": details}
+            "reason": record.reason, "details": _details(record, completions)}
+
+
+class Sites:
+    """The ``site`` column's canonical JSON per (kind, site) a terminal sends, built once: a city
+    has some ten thousand terminals, each sending the same site with every scan. Only sites of
+    text values are cached (1, 1.0 and true are equal keys with different encodings)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+
+    def json(self, kind: str, site: Mapping[str, Any]) -> str:
+        items = tuple(site.items())
+        for name, value in items:
+            if type(value) is not str or type(name) is not str:
+                return audit.canonical(where(kind, site))
+        key = (kind, items)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self.limit:
+                self._cache.clear()
+            found = self._cache[key] = audit.canonical(where(kind, site))
+        return found
+
+
+def scan_entry(record: ScanRecord, completions: Completions, sites: Sites) -> audit.Encoded:
+    """``audit_entry`` encoded for ``audit.append_encoded``, as the writer appends it: the same
+    row, built without the intermediate mapping (a test holds the two to the same rows)."""
+    rec = record.rec
+    moment, stamp = audit.moment_of(datetime.fromtimestamp(float(rec["at"]), _UTC))
+    site = sites.json(str(rec["k"]), rec.get("s") or {})
+    return audit.Encoded(str(rec["id"]), moment, stamp, "terminal", str(rec["t"]), "scan", rec.get("sub"),
+                         site, None, record.reason, audit.canonical(_details(record, completions)))
+
+
+def tune_sqlite(connection: Any, cache_kib: int) -> None:
+    """The writer's settings on a DB-API SQLite connection, outside any transaction:
+    ``synchronous=FULL`` — each batch's COMMIT fsyncs the WAL, so a batch acknowledged (and deleted)
+    in Redis survives a power loss too (WAL with NORMAL survives a process crash only: the WAL is
+    synced at checkpoints); one fsync per batch, not per record — and a page cache of
+    ``cache_kib`` KiB (SQLite's default is 2 MiB), so the indexes' pages stay in memory."""
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
 
 
 class RecordWriter:
@@ -109,7 +200,7 @@ class RecordWriter:
                  completions: Completions | None = None, keys: KeyRingCache | None = None,
                  head_seconds: float = 1.0, wall: Callable[[], float] = time.time,
                  leaf_seconds: float = 0.0, taps: "TapUploads | None" = None,
-                 scans: bool = True) -> None:
+                 scans: bool = True, sqlite_cache_kib: int = 65536) -> None:
         self.client = client
         self.db = db
         self.stream = stream
@@ -119,11 +210,14 @@ class RecordWriter:
         self.reclaim_seconds = reclaim_seconds
         self.clock = clock
         self.completions = completions or Completions()
+        self.sites = Sites()
         self.keys = keys
         self.head_seconds = head_seconds
         self.wall = wall
         self.leaf_seconds = leaf_seconds
         self.taps = taps  # tap uploads (``cc:taps``), read in the same blocking call
+        self.sqlite_cache_kib = sqlite_cache_kib
+        self._sqlite = db.engine.dialect.name == "sqlite"
         self.scans = scans or taps is None  # False: tap uploads only (a writer of its own for them)
         # at start: whatever is pending was left by a writer that died
         self.streams = record_streams(stream)
@@ -131,7 +225,10 @@ class RecordWriter:
                                  ensure_group=self.ensure_group, what="records", clock=clock)
                          for name in self.streams]
         self.cluster = is_cluster(client)
+        self._ack_script = None if self.cluster else client.register_script(_ACKNOWLEDGE)
         self._carried: list[tuple[str, Entry]] = []  # read, not yet written (over ``batch``)
+        self._carried_at = 0  # the next of them to write
+        self._unleafed: tuple[int, list[str]] | None = None  # see _with_unleafed
         self._next_head = 0.0  # wall clock: the next batch may sign a head from then on
         self._next_leaf = 0.0  # wall clock: the next batch closes a leaf from then on
         self._next_seal = 0.0  # self.clock: when an idle writer next looks for unsealed entries
@@ -157,21 +254,23 @@ class RecordWriter:
         """Write one batch (reclaimed pending entries first, when due) and, with ``taps``, the
         tap uploads waiting (after the scans: an online scan drained first is seen by the
         uploads' anomaly and supersession rules); the number of entries taken off the streams
-        (0 when they were empty)."""
-        entries = self._take_carried()
-        uploads: list[Entry] = []
-        if not entries:
-            entries = self._reclaim() if self.scans else {}
-            uploads = self.taps.reclaim(self.consumer) if self.taps is not None else []
-            if not entries and not uploads:
-                entries, uploads = self._read_all(block)
-            entries = self._keep_batch(entries)
-        if entries:
-            self.write_streams(entries)
-        if uploads:
-            assert self.taps is not None
-            self.taps.write(uploads)
-        return sum(len(e) for e in entries.values()) + len(uploads)
+        (0 when they were empty). The cyclic garbage collector is paused meanwhile (see
+        ``write_streams``): the read's reply alone is a thousand dicts."""
+        with _gc_paused():
+            entries = self._take_carried()
+            uploads: list[Entry] = []
+            if not entries:
+                entries = self._reclaim() if self.scans else {}
+                uploads = self.taps.reclaim(self.consumer) if self.taps is not None else []
+                if not entries and not uploads:
+                    entries, uploads = self._read_all(block)
+                entries = self._keep_batch(entries)
+            if entries:
+                self.write_streams(entries)
+            if uploads:
+                assert self.taps is not None
+                self.taps.write(uploads)
+            return sum(len(e) for e in entries.values()) + len(uploads)
 
     def write(self, entries: list[Entry], stream: str | None = None) -> None:
         """Append ``entries`` of ``stream`` (default: ``self.stream``) in one transaction, then
@@ -180,43 +279,87 @@ class RecordWriter:
 
     def write_streams(self, batch: dict[str, list[Entry]]) -> None:
         """Append the entries of every stream in ``batch`` in one transaction, then acknowledge
-        and delete them (per stream: one MULTI on a single Redis, one per master in a cluster)."""
-        records = []
-        for entry_id, fields in (entry for entries in batch.values() for entry in entries):
-            try:
-                records.append(ScanRecord.parse(entry_id, fields))
-            except ValueError:
-                UNREADABLE.inc()
-                log.error("unreadable stream entry acknowledged", extra={"entry": str(entry_id)})
-        if len(batch) > 1:  # streams of several shards: in scan-time order within the batch
-            records.sort(key=_scan_time)
-        rows = [audit_entry(record, self.completions) for record in records]
-        if rows:
-            with self.db.session() as session:
-                span = audit.append_batch(session, rows)
-                if self._leaf_due():
-                    self._close(session, span[1] if span is not None else tree_store.lock(session))
-            stored = 0 if span is None else span[1] - span[0] + 1
-            WRITTEN.inc(stored)
-            if stored < len(rows):
-                DUPLICATES.inc(len(rows) - stored)
+        and delete them (per stream: one MULTI on a single Redis, one per master in a cluster).
+
+        The cyclic garbage collector is paused for the batch: a batch allocates some ten
+        containers per record, all freed by reference counting when it ends, and collections
+        triggered meanwhile cost ~10 % of the writer's time walking them."""
+        with _gc_paused():
+            records = []
+            for entry_id, fields in (entry for entries in batch.values() for entry in entries):
+                try:
+                    records.append(ScanRecord.parse(entry_id, fields))
+                except ValueError:
+                    UNREADABLE.inc()
+                    log.error("unreadable stream entry acknowledged", extra={"entry": str(entry_id)})
+            if len(batch) > 1:  # streams of several shards: in scan-time order within the batch
+                records.sort(key=_scan_time)
+            completions, sites = self.completions, self.sites
+            rows = [scan_entry(record, completions, sites) for record in records]
+            del records
+            if rows:
+                with self.db.session() as session:
+                    if self._sqlite:  # before the transaction begins (SQLite refuses it inside)
+                        tune_sqlite(session.connection().connection.driver_connection, self.sqlite_cache_kib)
+                    hashes: list[str] = []
+                    span = audit.append_encoded(session, rows, hashes)
+                    unleafed = self._with_unleafed(span, hashes)
+                    closing = self._leaf_due()
+                    if closing:
+                        self._close(session, span[1] if span is not None else tree_store.lock(session),
+                                    known=unleafed)
+                self._unleafed = None if closing else unleafed  # committed: known for the next leaf
+                stored = 0 if span is None else span[1] - span[0] + 1
+                WRITTEN.inc(stored)
+                if stored < len(rows):
+                    DUPLICATES.inc(len(rows) - stored)
+            del rows
+        self._acknowledge({name: [entry_id for entry_id, _ in entries] for name, entries in batch.items() if entries})
+
+    def _acknowledge(self, ids: dict[str, list[bytes]]) -> None:
+        """XACK and XDEL ``ids`` by stream, atomically: one MULTI on a single Redis (one script
+        call when they are of several streams: a batch of the 64 rider shards' streams is 128
+        commands, and the script saves the client packing and reading each of them, ~40 % of the
+        acknowledgement); in a cluster, one MULTI-less pipeline (streams of several slots)."""
+        if not ids:
+            return
+        if len(ids) > 1 and self._ack_script is not None:
+            args: list[Any] = [GROUP]
+            for stream_ids in ids.values():
+                args.append(len(stream_ids))
+                args.extend(stream_ids)
+            self._ack_script(keys=list(ids), args=args)
+            return
         pipe = self.client.pipeline(transaction=not self.cluster)
-        for name, entries in batch.items():
-            if entries:
-                ids = [entry_id for entry_id, _ in entries]
-                pipe.xack(name, GROUP, *ids)
-                pipe.xdel(name, *ids)
+        for name, stream_ids in ids.items():
+            pipe.xack(name, GROUP, *stream_ids)
+            pipe.xdel(name, *stream_ids)
         pipe.execute()
+
+    def _with_unleafed(self, span: tuple[int, int] | None, hashes: list[str]) -> tuple[int, list[str]] | None:
+        """The entry hashes this writer knows of the rows not yet in a leaf — its committed batches
+        since the last leaf (``_unleafed``) and this one, while they are contiguous — as
+        ``(first seq, hashes)`` for ``tree_store.close_leaf``, which reads back only the rows
+        before them. At most ``UNLEAFED_LIMIT`` kept (a long ``leaf_seconds``)."""
+        earlier = self._unleafed
+        if span is None:
+            return earlier
+        if earlier is not None and earlier[0] + len(earlier[1]) == span[0] \
+                and len(earlier[1]) + len(hashes) <= UNLEAFED_LIMIT:
+            return earlier[0], earlier[1] + hashes
+        return span[0], hashes
 
     def _leaf_due(self) -> bool:
         """Whether this batch closes a leaf: ``leaf_seconds`` since the last, or a head due."""
         now = self.wall()
         return now >= self._next_leaf or (self.keys is not None and now >= self._next_head)
 
-    def _close(self, session: Any, last_seq: int, *, force: bool = False) -> None:
+    def _close(self, session: Any, last_seq: int, *, force: bool = False,
+               known: tuple[int, list[str]] | None = None) -> None:
         """In the caller's transaction (audit head locked): a leaf up to ``last_seq``, and a
-        signed head when one is due (or ``force``) and there are keys."""
-        if tree_store.close_leaf(session, last_seq) is not None:
+        signed head when one is due (or ``force``) and there are keys. ``known``: the batch's
+        first seq and entry hashes (``tree_store.close_leaf``)."""
+        if tree_store.close_leaf(session, last_seq, known=known) is not None:
             LEAVES.inc()
         now = self.wall()
         self._next_leaf = now + self.leaf_seconds
@@ -238,7 +381,8 @@ class RecordWriter:
         with self.db.session() as session:
             if not tree_store.unsealed(session, signing=self.keys is not None):
                 return
-            self._close(session, tree_store.lock(session), force=force)
+            self._close(session, tree_store.lock(session), force=force, known=self._unleafed)
+        self._unleafed = None
 
     def drain(self, max_steps: int = 10_000) -> int:
         """Write until the stream has nothing pending or new, then seal (a test and shutdown
@@ -279,7 +423,8 @@ class RecordWriter:
             delay = min(delay * 2, 2.0)
 
     def _restart(self) -> None:
-        self._carried = []  # pending in Redis: reclaimed at once
+        self._carried, self._carried_at = [], 0  # pending in Redis: reclaimed at once
+        self._unleafed = None
         for pending in self.pendings:
             pending.restart()
         if self.taps is not None:
@@ -349,17 +494,27 @@ class RecordWriter:
     def _keep_batch(self, entries: dict[str, list[Entry]]) -> dict[str, list[Entry]]:
         """At most ``batch`` records of ``entries`` (a read returns up to ``batch`` per stream);
         the rest is carried to the next steps (delivered to this writer: a crash leaves it
-        pending, reclaimed like any)."""
+        pending, reclaimed like any). Records of several streams are carried oldest first (by
+        the millisecond of their stream entry id; stable, so each stream keeps its order): a
+        backlog drains in scan-time order across the shards, and each batch's rows cover a short
+        stretch of time (their record ids, time-ordered, then land together in the unique index)."""
         if sum(len(batch) for batch in entries.values()) <= self.batch:
             return entries
         self._carried = [(name, entry) for name, batch in entries.items() for entry in batch]
+        self._carried_at = 0
+        if len(entries) > 1:
+            self._carried.sort(key=_entry_millisecond)
         return self._take_carried()
 
     def _take_carried(self) -> dict[str, list[Entry]]:
         taken: dict[str, list[Entry]] = {}
-        carried, self._carried = self._carried[:self.batch], self._carried[self.batch:]
-        for name, entry in carried:
+        start, end = self._carried_at, self._carried_at + self.batch
+        for name, entry in self._carried[start:end]:
             taken.setdefault(name, []).append(entry)
+        if end >= len(self._carried):
+            self._carried, self._carried_at = [], 0
+        else:
+            self._carried_at = end
         return taken
 
     def _reclaim(self) -> dict[str, list[Entry]]:
@@ -373,6 +528,24 @@ class RecordWriter:
                 taken[pending.stream] = entries
                 room -= len(entries)
         return taken
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No automatic cyclic collection inside (restored as it was, even on an error)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _entry_millisecond(item: tuple[str, Entry]) -> int:
+    """The millisecond part of a carried stream entry's id (``<ms>-<seq>``, bytes or text)."""
+    entry_id: Any = item[1][0]
+    return int(entry_id.split(b"-" if isinstance(entry_id, bytes) else "-", 1)[0])
 
 
 def _scan_time(record: ScanRecord) -> float:
