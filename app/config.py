@@ -61,6 +61,7 @@ class Settings:
     records_writer: bool = True  # `citycode serve` runs the writer (off: it runs elsewhere)
     records_batch: int = 1000  # records per SQL transaction, at most
     records_block_ms: int = 100  # how long the writer waits for records when the stream is empty
+    records_linger_ms: int = 50  # a batch that was not full: the next read waits this long after it
     records_max_lag_seconds: int = 60  # readiness fails when the oldest undrained record is older
     mint_cache_seconds: int = 60  # how long minting may use a citizen's cached entitlements (0: never)
     audit_head_seconds: int = 1  # the writer signs an audit tree head at most this often (0: every leaf)
@@ -108,6 +109,7 @@ class Settings:
             records_writer=_int(env, "CITYCODE_RECORDS_WRITER", 1, 0, 1) == 1,
             records_batch=_int(env, "CITYCODE_RECORDS_BATCH", 1000, 1, 10000),
             records_block_ms=_int(env, "CITYCODE_RECORDS_BLOCK_MS", 100, 1, 5000),
+            records_linger_ms=_int(env, "CITYCODE_RECORDS_LINGER_MS", 50, 0, 1000),
             records_max_lag_seconds=_int(env, "CITYCODE_RECORDS_MAX_LAG_SECONDS", 60, 1, 86400),
             mint_cache_seconds=_int(env, "CITYCODE_MINT_CACHE_SECONDS", 60, 0, 3600),
             audit_head_seconds=_int(env, "CITYCODE_AUDIT_HEAD_SECONDS", 1, 0, 3600),

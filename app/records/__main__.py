@@ -46,7 +46,7 @@ def main() -> int:
                           block_ms=settings.records_block_ms, keys=keys,
                           head_seconds=settings.audit_head_seconds,
                           leaf_seconds=settings.audit_head_seconds,  # a leaf per head, not per batch
-                          taps=taps)
+                          taps=taps, linger_ms=settings.records_linger_ms)
     log.info("record writer started", extra={"stream": settings.records_stream})
     # Everything loaded so far lives as long as the process: out of the collector's way, so its
     # full collections walk only what batches leave behind (the batches pause it: RecordWriter.step).

@@ -119,3 +119,27 @@ def test_cli_reports_the_lag_and_drains(app: Flask, client: FlaskClient) -> None
     drained = CliRunner().invoke(cli, ["records", "drain"], env=env)
     assert drained.exit_code == 0 and drained.output.strip() == "3 records drained"
     assert len(_rows(app)) == 3
+
+
+def test_writer_lingers_after_a_partial_batch_but_not_after_a_full_or_an_empty_one(app: Flask) -> None:
+    """A handful of records per step would cost a read over every shard stream, a transaction and
+    an fsync each: after a partial batch the next read waits ``linger_ms`` from the last one."""
+    import time
+
+    rt = runtime_of(app)
+    writer = RecordWriter(rt.redis, rt.db, stream=rt.settings.records_stream, batch=1000, linger_ms=150)
+    writer.ensure_group()
+    taken = iter([5, 1000, 0, 3, 0])
+    began: list[float] = []
+
+    def step(block: bool = True) -> int:
+        began.append(time.monotonic())
+        return next(taken)
+
+    writer.step = step  # type: ignore[method-assign]
+    writer.seal = lambda force=False: None  # type: ignore[method-assign]
+    writer.run(lambda: len(began) >= 5)
+    gaps = [b - a for a, b in zip(began, began[1:])]
+    assert gaps[0] >= 0.15  # after 5: waited
+    assert gaps[1] < 0.1 and gaps[2] < 0.1  # after 1000 (a backlog) and after 0 (the read blocked): not
+    assert gaps[3] >= 0.15  # after 3: waited
