@@ -29,7 +29,7 @@ def test_readme_walkthrough_runs_and_says_what_the_readme_says(serving: ModuleTy
                                 text=True, timeout=120, cwd=server.data_dir)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert '"fare":{"amount_cents":100,"category":"student"}' in out
+    assert '"fare":{"amount_cents":100,"category":"student","display":"concession"}' in out
     assert '"to":"\\u674e\\u6751"' in out  # 李村
     assert '"reason":"already_admitted"' in out
     assert '"ticket":"B001"' in out and '"calling":[{"counter":"4","ticket":"B001"}]' in out
