@@ -29,7 +29,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -42,10 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from app.demo_service import LocalService
+from loadtest.openloop import Connection, OpenLoopResult, drive
 
 MINTER = Path(__file__).with_name("targets") / "mint_pool.py"
-_ACCEPT = re.compile(rb'"decision"\s*:\s*"accept"')
-_REASON = re.compile(rb'"reason"\s*:\s*"([\w-]+)"')
 HALF_OPEN_REQUEST = b"GET /healthz/live HTTP/1.1\r\nHost: gate\r\n"  # the blank line never comes
 
 
@@ -134,107 +132,13 @@ async def hold_half_open(host: str, port: int, count: int, stop: asyncio.Event,
 
 
 # -- the gate ---------------------------------------------------------------------------------
-@dataclass
-class VerifyResult:
-    rate: float
-    seconds: float
-    latencies_ms: list[float] = field(default_factory=list)
-    ok: int = 0
-    unanswered: int = 0
-    unexpected: Counter[str] = field(default_factory=Counter)
-    reconnects: int = 0
-
-    def summary(self) -> dict[str, Any]:
-        lat = sorted(self.latencies_ms)
-        cuts = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0.0] * 99
-        return {"sent": len(lat) + self.unanswered, "ok": self.ok, "unanswered": self.unanswered,
-                "unexpected": dict(self.unexpected), "reconnects": self.reconnects,
-                "p50_ms": round(cuts[49], 2), "p99_ms": round(cuts[98], 2),
-                "max_ms": round(lat[-1], 2) if lat else None}
-
-
-class _Connection:
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def exchange(self, request: bytes) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        body = await self.reader.readexactly(length) if length else b""
-        if b"connection: close" in head.lower():
-            self.close()
-        return int(head[9:12]), body
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-def _verify_request(host: str, token: str, code: str) -> bytes:
-    body = b'{"code":"' + code.encode("ascii") + b'"}'
-    return (f"POST /v1/verify HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-
-
-async def verify_open_loop(host: str, port: int, token: str, codes: list[str], rate: float,
-                           seconds: float, connections: int, timeout: float) -> VerifyResult:
-    """``rate`` verifies/s for ``seconds``, each due at its time whatever happened before it;
-    latency from when it was due; an answer later than ``timeout`` s counts as unanswered."""
-    result = VerifyResult(rate, seconds)
-    due: asyncio.Queue[float | None] = asyncio.Queue()
-    pool = iter(codes)
-    conns = [_Connection(host, port) for _ in range(connections)]
-
-    async def worker(conn: _Connection) -> None:
-        while (when := await due.get()) is not None:
-            status, body = 0, b""
-            for attempt in (1, 2):
-                left = when + timeout - time.perf_counter()
-                try:
-                    status, body = await asyncio.wait_for(
-                        conn.exchange(_verify_request(host, token, next(pool))), max(left, 0.001))
-                    break
-                except asyncio.TimeoutError:
-                    conn.close()
-                    result.unanswered += 1
-                    status = -1
-                    break
-                except (ConnectionError, asyncio.IncompleteReadError, OSError):
-                    conn.close()
-                    result.reconnects += 1
-            if status == -1:
-                continue
-            result.latencies_ms.append((time.perf_counter() - when) * 1000)
-            if status == 200 and _ACCEPT.search(body):
-                result.ok += 1
-            else:
-                found = _REASON.search(body) if status == 200 else None
-                result.unexpected[found.group(1).decode() if found else f"http_{status}"] += 1
-
-    tasks = [asyncio.create_task(worker(conn)) for conn in conns]
-    start = time.perf_counter()
-    for i in range(int(rate * seconds)):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        due.put_nowait(start + i / rate)
-    for _ in conns:
-        due.put_nowait(None)
-    await asyncio.gather(*tasks)
-    for conn in conns:
-        conn.close()
-    return result
+def _verify_summary(result: OpenLoopResult) -> dict[str, Any]:
+    lat = sorted(result.latencies_ms)
+    cuts = statistics.quantiles(lat, n=100, method="inclusive") if len(lat) > 1 else [0.0] * 99
+    return {"sent": len(lat) + result.unanswered, "ok": result.ok, "unanswered": result.unanswered,
+            "unexpected": dict(result.unexpected), "reconnects": result.reconnects,
+            "p50_ms": round(cuts[49], 2), "p99_ms": round(cuts[98], 2),
+            "max_ms": round(lat[-1], 2) if lat else None}
 
 
 async def probe_live(host: str, port: int, stop: asyncio.Event, timeout: float,
@@ -244,7 +148,7 @@ async def probe_live(host: str, port: int, stop: asyncio.Event, timeout: float,
     found: list[float | None] = []
     while not stop.is_set():
         started = time.perf_counter()
-        conn = _Connection(host, port)
+        conn = Connection(host, port)
         try:
             status, _ = await asyncio.wait_for(
                 conn.exchange(f"GET /healthz/live HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
@@ -313,7 +217,8 @@ async def run_phase(host: str, port: int, token: str, codes: list[str], *, rate:
         await asyncio.sleep(0.5)  # let the server take them in
     live_stop = asyncio.Event()
     prober = asyncio.create_task(probe_live(host, port, live_stop, timeout))
-    verified = await verify_open_loop(host, port, token, codes, rate, seconds, connections, timeout)
+    verified = await drive(host, port, "/v1/verify", token, codes, rate, seconds, connections,
+                           timeout=timeout, warm=False)
     live_stop.set()
     probes = await prober
     figures = None
@@ -321,7 +226,7 @@ async def run_phase(host: str, port: int, token: str, codes: list[str], *, rate:
         stop.set()
         figures = await loop.run_in_executor(None, out.get, True, 60)
         attacker.join(30)
-    return Phase(verified.summary(), _live_summary(probes), figures)
+    return Phase(_verify_summary(verified), _live_summary(probes), figures)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

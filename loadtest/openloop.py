@@ -31,6 +31,7 @@ class OpenLoopResult:
     ok: int = 0
     unexpected: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
+    unanswered: int = 0  # with a timeout: requests not answered within it (no latency counted)
     late_start_ms: float = 0.0  # worst lag of the scheduler itself (the client keeping up?)
 
     @property
@@ -38,7 +39,9 @@ class OpenLoopResult:
         return len(self.latencies_ms) / self.seconds
 
 
-class _Connection:
+class Connection:
+    """One keep-alive HTTP/1.1 connection, opened on first use and again after a close."""
+
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
@@ -67,7 +70,7 @@ class _Connection:
         self.reader = self.writer = None
 
 
-def _request(host: str, path: str, token: str, code: str) -> bytes:
+def verify_request(host: str, path: str, token: str, code: str) -> bytes:
     body = b'{"code":"' + code.encode("ascii") + b'"}'
     return (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
@@ -77,26 +80,42 @@ def _get(host: str, path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
 
 
-async def _run(host: str, port: int, path: str, token: str, codes: list[str], rate: float,
-               seconds: float, connections: int) -> OpenLoopResult:
+async def drive(host: str, port: int, path: str, token: str, codes: list[str], rate: float,
+                seconds: float, connections: int, *, timeout: float | None = None,
+                warm: bool = True) -> OpenLoopResult:
+    """The open loop in a running event loop. ``timeout``: an answer not in within that many
+    seconds of when its request was due counts as unanswered (its connection is dropped).
+    ``warm``: open every connection (a readiness GET) before the clock starts — not when the
+    server under test may not answer one (a worker whose threads slow clients hold)."""
     result = OpenLoopResult(rate, seconds)
     due: asyncio.Queue[float | None] = asyncio.Queue()
     pool = iter(codes)
-    conns = [_Connection(host, port) for _ in range(connections)]
-    for conn in conns:  # open them all before the clock starts
+    conns = [Connection(host, port) for _ in range(connections)]
+    for conn in conns if warm else ():
         await conn.exchange(_get(host, "/healthz/ready"))
 
-    async def worker(conn: _Connection) -> None:
+    async def worker(conn: Connection) -> None:
         while (when := await due.get()) is not None:
-            for attempt in (1, 2):
+            status, body = 0, b""
+            for _ in (1, 2):
+                exchange = conn.exchange(verify_request(host, path, token, next(pool)))
                 try:
-                    status, body = await conn.exchange(_request(host, path, token, next(pool)))
+                    if timeout is None:
+                        status, body = await exchange
+                    else:
+                        status, body = await asyncio.wait_for(
+                            exchange, max(when + timeout - time.perf_counter(), 0.001))
+                    break
+                except asyncio.TimeoutError:
+                    conn.close()
+                    result.unanswered += 1
+                    status = -1
                     break
                 except (ConnectionError, asyncio.IncompleteReadError, OSError):
                     conn.close()
                     result.reconnects += 1
-                    if attempt == 2:
-                        status, body = 0, b""
+            if status == -1:
+                continue
             result.latencies_ms.append((time.perf_counter() - when) * 1000)
             if status == 200 and _ACCEPT.search(body):
                 result.ok += 1
@@ -129,4 +148,4 @@ def run(base_url: str, path: str, token: str, codes: list[str], rate: float, sec
     host, _, port = base_url.removeprefix("http://").partition(":")
     if len(codes) < rate * seconds + 2 * connections:
         raise ValueError(f"{len(codes)} codes are too few for {rate:.0f}/s over {seconds} s")
-    return asyncio.run(_run(host, int(port), path, token, codes, rate, seconds, connections))
+    return asyncio.run(drive(host, int(port), path, token, codes, rate, seconds, connections))
