@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -104,3 +105,13 @@ def redis_unreachable(app: Flask) -> Iterator[None]:
 def _take_parts(rt: Any, source: Any) -> None:
     for part in dataclasses.fields(rt):
         setattr(rt, part.name, getattr(source, part.name))
+
+
+def listening(*caches: Any) -> None:
+    """Start the ``PrincipalCache``s' revocation listeners and wait until they are subscribed."""
+    deadline = time.monotonic() + 5
+    for cache in caches:
+        cache._start_listener()
+        while not cache.listening:
+            assert time.monotonic() < deadline, "the listener did not subscribe"
+            time.sleep(0.005)

@@ -19,7 +19,7 @@ from app.auth import LAST_USED_KEY, Principal, PrincipalCache, Role
 from app.config import Settings
 from app.db.models import ApiToken
 from app.runtime import Runtime
-from tests.helpers import ADMIN, NO_REDIS_URL, bearer, code, enrol, issuer, terminal
+from tests.helpers import ADMIN, NO_REDIS_URL, bearer, code, enrol, issuer, listening, terminal
 from tests.pg_support import database, postgres_server, postgres_url  # noqa: F401  (fixtures)
 
 REASON = "王小明 reported reader 鲁B-10001 stolen"  # free text: must not reach the audit log
@@ -27,16 +27,6 @@ REASON = "王小明 reported reader 鲁B-10001 stolen"  # free text: must not re
 
 def rt_of(app: Flask) -> Runtime:
     return app.extensions["citycode"]  # type: ignore[no-any-return]
-
-
-def listening(*caches: PrincipalCache) -> None:
-    """Start the caches' revocation listeners and wait until they are subscribed."""
-    deadline = time.monotonic() + 5
-    for cache in caches:
-        cache._start_listener()
-        while not cache.listening:
-            assert time.monotonic() < deadline, "the listener did not subscribe"
-            time.sleep(0.005)
 
 
 @pytest.fixture

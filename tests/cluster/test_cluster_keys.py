@@ -19,6 +19,7 @@ from app.scenes import atomic
 from app.store.redis import connect, is_cluster
 from app.store.slots import rider_tag, shard_of, slot_of
 from tests.cluster.conftest import LocalCluster
+from tests.helpers import listening
 from tests.helpers import bearer, terminal
 from tests.records.test_scan_records import test_each_scene_records_what_the_terminal_was_told
 from tests.scenes.bus_scenic_support import bureau, citizen, fresh_code, scan
@@ -80,12 +81,7 @@ def test_token_revocations_reach_every_listener_through_the_cluster(redis_cluste
                                                                     redis_client: Any) -> None:
     client = connect(redis_cluster.url, socket_timeout=2)
     caches = [PrincipalCache(client=client), PrincipalCache(client=client)]
-    deadline = time.monotonic() + 5
-    for cache in caches:
-        cache._start_listener()
-        while not cache.listening:
-            assert time.monotonic() < deadline, "the listener did not subscribe"
-            time.sleep(0.005)
+    listening(*caches)
     principal = Principal(Role.TERMINAL, "trm_1", "tok_1")
     for cache in caches:
         cache.resolve("cct_abc", lambda: principal)
