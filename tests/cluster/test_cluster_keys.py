@@ -3,7 +3,6 @@ rider shards spread evenly over the masters, a code is spent once whatever scene
 token revocations reach listeners through the cluster's pub/sub."""
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
